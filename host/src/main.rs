@@ -1,1 +1,3 @@
+//! The `capt-host` command line.
+
 fn main() {}

@@ -1,0 +1,34 @@
+//! # capt-host: a generic runner for `capt:policy` components
+//!
+//! Runs any policy implementing the WIT world `capt:policy/policy` (see `wit/policy.wit`)
+//! against an object source: scenario files today, Kubernetes later. The host knows the
+//! contract, never a policy's kinds or conditions.
+//!
+//! ```text
+//!  object source ──▶ rounds ──request──▶ Policy (WasmPolicy: engine + fresh store per call)
+//!  (World, K8s)        ▲   ◀─requirements─┘          │
+//!       ▲              └──────── final response ◀────┘
+//!       └──── patches (resourceVersion-chained) ◀── scenario runner / operator
+//! ```
+//!
+//! - [`engine`]: the wasmtime engine, its limits and the `log` import.
+//! - [`WasmPolicy`]: loads and validates a component; implements [`Policy`].
+//! - [`rounds`]: the requirement round protocol over an [`rounds::ObjectSource`].
+//! - [`world`]: an in-memory API server (merge patches, subresources, versions).
+//! - [`scenario`]: the scenario file format and its runner.
+//! - [`commands`]: the `capt-host` subcommands.
+
+mod bindings;
+mod convert;
+pub mod engine;
+mod policy;
+pub mod rounds;
+mod wasm;
+pub mod world;
+
+pub use engine::{Engine, Limits};
+pub use policy::{BoxError, Policy, PolicyError};
+pub use wasm::{LoadError, WasmPolicy, WitItem};
+
+/// The default policy component, built from the workspace's guest crate by `build.rs`.
+pub const DEFAULT_POLICY: &[u8] = include_bytes!(env!("CAPT_HOST_DEFAULT_POLICY"));
