@@ -58,7 +58,9 @@ impl Guest for Component {
 fn install_panic_hook() {
     static ONCE: std::sync::Once = std::sync::Once::new();
     ONCE.call_once(|| {
-        std::panic::set_hook(Box::new(|info| log(Level::Error, &format!("policy panicked: {info}"))));
+        std::panic::set_hook(Box::new(|info| {
+            log(Level::Error, &format!("policy panicked: {info}"))
+        }));
     });
 }
 

@@ -1,0 +1,206 @@
+//! Propagation to the Cluster API Cluster (spec §7, policy README "Propagation").
+//!
+//! Each side writes only its own fields; a failure is copied while set and cleared when the
+//! object is ready, but a failure the sibling wrote (it equals the sibling's own current
+//! failure) is neither overwritten nor cleared, so the two providers never fight over it.
+
+use serde_json::{Map, Value, json};
+
+use crate::contract::{ObjectRef, Patch, Subresource};
+use crate::draft::Draft;
+use crate::endpoint::Endpoint;
+use crate::inputs::{Fields, Halt};
+use crate::lifecycle::{Ctx, Subject};
+use crate::merge;
+use crate::time::format_timestamp;
+
+/// Which provider of the Cluster is writing.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Side {
+    /// The CAPTCluster: `infrastructureReady`, failure domains.
+    Infrastructure,
+    /// The CAPTControlPlane: `controlPlaneReady`, `ControlPlaneInitialized`.
+    ControlPlane,
+}
+
+impl Side {
+    /// The Cluster field that holds the sibling's reference.
+    fn sibling_field(self) -> &'static str {
+        match self {
+            Side::Infrastructure => "spec.controlPlaneRef",
+            Side::ControlPlane => "spec.infrastructureRef",
+        }
+    }
+}
+
+/// The patches on the Cluster that make it reflect `draft` (the object's new status).
+pub fn patches(
+    ctx: &Ctx<'_>,
+    side: Side,
+    subject: Subject<'_>,
+    draft: &Draft,
+) -> Result<Vec<Patch>, Halt> {
+    let cluster = subject.cluster;
+    let mut out = Vec::new();
+    let resource_version = cluster.resource_version()?;
+
+    // spec.controlPlaneEndpoint, only when the Cluster has none.
+    if let Some(endpoint) = &draft.endpoint
+        && Endpoint::from_spec(cluster.object("spec.controlPlaneEndpoint")?).is_none()
+    {
+        let body = json!({"spec": {"controlPlaneEndpoint": endpoint.to_spec()}});
+        out.push(patch(
+            cluster.owner,
+            Subresource::Main,
+            body,
+            &resource_version,
+        ));
+    }
+
+    let old = cluster.object("status")?.cloned().unwrap_or_default();
+    let mut status = old.clone();
+    let ready = draft.flag("ready");
+    match side {
+        Side::Infrastructure => {
+            status.insert("infrastructureReady".into(), ready.into());
+            if let Some(domains) = draft
+                .status
+                .get("failureDomains")
+                .filter(|d| d.as_object().is_some_and(|m| !m.is_empty()))
+            {
+                status.insert("failureDomains".into(), domains.clone());
+            }
+        }
+        Side::ControlPlane => {
+            status.insert("controlPlaneReady".into(), ready.into());
+            if draft.flag("initialized") {
+                mark_initialized(&mut status, ctx);
+            }
+        }
+    }
+    propagate_failure(ctx, side, subject, draft, &mut status)?;
+    if let Some(diff) = merge::diff(&Value::Object(old), &Value::Object(status)) {
+        out.push(patch(
+            cluster.owner,
+            Subresource::Status,
+            json!({"status": diff}),
+            &resource_version,
+        ));
+    }
+    Ok(out)
+}
+
+fn patch(
+    target: &ObjectRef,
+    subresource: Subresource,
+    body: Value,
+    resource_version: &Option<String>,
+) -> Patch {
+    Patch {
+        target: target.clone(),
+        subresource,
+        merge_patch: body.to_string(),
+        resource_version: resource_version.clone(),
+    }
+}
+
+/// Copies this object's failure to the Cluster, or clears the Cluster's failure once ready —
+/// never touching a failure that is the sibling's own.
+fn propagate_failure(
+    ctx: &Ctx<'_>,
+    side: Side,
+    subject: Subject<'_>,
+    draft: &Draft,
+    status: &mut Map<String, Value>,
+) -> Result<(), Halt> {
+    let current = (
+        status
+            .get("failureReason")
+            .and_then(Value::as_str)
+            .filter(|s| !s.is_empty()),
+        status.get("failureMessage").and_then(Value::as_str),
+    );
+    let mine = draft.failure();
+    let wanted = match &mine {
+        Some(f) => (Some(f.reason.as_str()), Some(f.message.as_str())),
+        None if draft.flag("ready") => (None, None),
+        None => return Ok(()), // neither failed nor ready: leave the Cluster's failure alone
+    };
+    if current == wanted || (current.0.is_none() && mine.is_none()) {
+        return Ok(());
+    }
+    if current.0.is_some() && sibling_owns(ctx, side, subject, current)? {
+        return Ok(());
+    }
+    match mine {
+        Some(f) => {
+            status.insert("failureReason".into(), f.reason.into());
+            status.insert("failureMessage".into(), f.message.into());
+        }
+        None => {
+            status.remove("failureReason");
+            status.remove("failureMessage");
+        }
+    }
+    Ok(())
+}
+
+/// True when the Cluster's failure equals the sibling provider's own recorded failure.
+fn sibling_owns(
+    ctx: &Ctx<'_>,
+    side: Side,
+    subject: Subject<'_>,
+    failure: (Option<&str>, Option<&str>),
+) -> Result<bool, Halt> {
+    let Some(sibling_ref) = object_ref(subject.cluster, side.sibling_field())? else {
+        return Ok(false);
+    };
+    let Some(sibling) = ctx.inputs.get(&sibling_ref)? else {
+        return Ok(false);
+    };
+    Ok(sibling.non_empty("status.failureReason")? == failure.0
+        && sibling.str("status.failureMessage")?.unwrap_or_default()
+            == failure.1.unwrap_or_default())
+}
+
+/// Reads a `corev1.ObjectReference` field of `fields` (namespace defaults to the holder's).
+pub fn object_ref(
+    fields: Fields<'_>,
+    path: &str,
+) -> Result<Option<ObjectRef>, crate::contract::Error> {
+    let (Some(kind), Some(name)) = (
+        fields.non_empty(&format!("{path}.kind"))?,
+        fields.non_empty(&format!("{path}.name"))?,
+    ) else {
+        return Ok(None);
+    };
+    let api_version = fields
+        .non_empty(&format!("{path}.apiVersion"))?
+        .unwrap_or_default();
+    let namespace = fields
+        .non_empty(&format!("{path}.namespace"))?
+        .or(fields.owner.namespace.as_deref());
+    Ok(Some(ObjectRef::new(api_version, kind, namespace, name)))
+}
+
+/// Sets the Cluster API v1beta1 condition `ControlPlaneInitialized=True`, keeping the others.
+fn mark_initialized(status: &mut Map<String, Value>, ctx: &Ctx<'_>) {
+    const TYPE: &str = "ControlPlaneInitialized";
+    let conditions = status.entry("conditions").or_insert_with(|| json!([]));
+    if !conditions.is_array() {
+        *conditions = json!([]);
+    }
+    let Some(list) = conditions.as_array_mut() else {
+        return;
+    };
+    let entry =
+        json!({"type": TYPE, "status": "True", "lastTransitionTime": format_timestamp(ctx.now)});
+    match list
+        .iter_mut()
+        .find(|c| c.get("type").and_then(Value::as_str) == Some(TYPE))
+    {
+        Some(c) if c.get("status").and_then(Value::as_str) == Some("True") => {}
+        Some(c) => *c = entry,
+        None => list.push(entry),
+    }
+}
