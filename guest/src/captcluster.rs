@@ -275,3 +275,229 @@ fn failure_domains(observed: &Observed<'_>) -> Result<Option<Value>, Error> {
         .collect();
     Ok((!domains.is_empty()).then_some(Value::Object(domains)))
 }
+
+#[cfg(test)]
+mod tests {
+    use serde_json::json;
+
+    use crate::fixtures::*;
+
+    const T0: &str = "2026-01-01T00:00:00Z";
+
+    fn world() -> World {
+        World::new(vec![cluster("demo"), capt_cluster("demo")])
+    }
+
+    fn vpc_applied(w: &mut World, outputs: serde_json::Value) {
+        let mut wta = apply("demo-vpc", "demo-vpc");
+        wta["status"]["applied"] = json!(true);
+        wta["status"]["lastAppliedTime"] = json!("2026-01-01T00:05:00Z");
+        w.put(wta);
+        w.put(workspace("demo-vpc", Some("True"), Some("True"), outputs));
+    }
+
+    #[test]
+    fn without_an_owner_only_ready_is_written() {
+        let mut cc = capt_cluster("demo");
+        cc["metadata"]["ownerReferences"] = json!([]);
+        let mut w = World::new(vec![cc]);
+        let r = w.reconcile("CAPTCluster", "demo", T0).unwrap();
+        assert_eq!(r.requeue_after_millis, None);
+        let cc = w.get("CAPTCluster", "demo");
+        assert_eq!(state(cc, "Ready"), is("False", "WaitingForOwnerCluster"));
+        assert_eq!(cc["status"]["conditions"].as_array().unwrap().len(), 1);
+        assert_eq!(cc["status"]["ready"], false);
+        assert_eq!(r.patches.len(), 1);
+    }
+
+    #[test]
+    fn a_missing_cluster_is_a_visible_wait_with_a_poll() {
+        let mut w = World::new(vec![capt_cluster("demo")]);
+        let r = w.reconcile("CAPTCluster", "demo", T0).unwrap();
+        assert_eq!(
+            state(w.get("CAPTCluster", "demo"), "Ready"),
+            is("False", "ClusterNotFound")
+        );
+        assert_eq!(r.requeue_after_millis, Some(10_000));
+        assert_eq!(r.events[0].event_type, crate::contract::EventType::Warning);
+    }
+
+    #[test]
+    fn the_vpc_becomes_ready_with_id_domains_and_endpoint_and_then_nothing_changes() {
+        let mut w = world();
+        w.put(json!({"apiVersion": "cluster.x-k8s.io/v1beta1", "kind": "Cluster", "metadata": {"name": "demo", "namespace": NS},
+            "spec": {"controlPlaneEndpoint": {"host": "10.0.0.1", "port": 6443}}}));
+        vpc_applied(
+            &mut w,
+            json!({"vpc_id": "vpc-123", "availability_zones": ["a1", "a2"]}),
+        );
+        let r = w
+            .reconcile("CAPTCluster", "demo", "2026-01-01T00:06:00Z")
+            .unwrap();
+        let cc = w.get("CAPTCluster", "demo");
+        assert_eq!(state(cc, "VPCReady"), is("True", "VPCCreated"));
+        assert_eq!(state(cc, "VPCCreating"), is("False", "VPCCreated"));
+        assert_eq!(state(cc, "VPCFailed"), is("False", "NoFailure"));
+        assert_eq!(state(cc, "Ready"), is("True", "VPCCreated"));
+        assert_eq!(cc["status"]["vpcId"], "vpc-123");
+        assert_eq!(cc["status"]["endpoint"], "10.0.0.1:6443");
+        assert_eq!(cc["status"]["ready"], true);
+        assert_eq!(cc["status"]["initialization"]["provisioned"], true);
+        assert_eq!(cc["status"]["failureDomains"]["a2"]["controlPlane"], true);
+        assert_eq!(cc["status"]["workspaceTemplateStatus"]["state"], "Applied");
+        assert_eq!(r.requeue_after_millis, None);
+        let c = w.get("Cluster", "demo");
+        assert_eq!(c["status"]["infrastructureReady"], true);
+        assert_eq!(c["status"]["failureDomains"]["a1"]["controlPlane"], true);
+        let again = w
+            .reconcile("CAPTCluster", "demo", "2026-01-01T00:07:00Z")
+            .unwrap();
+        assert!(again.patches.is_empty(), "{:#?}", again.patches);
+        assert!(again.events.is_empty());
+    }
+
+    #[test]
+    fn the_vpc_id_can_come_from_the_connection_secret() {
+        let mut w = world();
+        vpc_applied(&mut w, json!({}));
+        w.put(json!({"apiVersion": "v1", "kind": "Secret", "metadata": {"name": "demo-vpc-connection", "namespace": NS},
+            "data": {"vpc_id": "dnBjLTQ1Ng=="}}));
+        w.reconcile("CAPTCluster", "demo", "2026-01-01T00:06:00Z")
+            .unwrap();
+        let cc = w.get("CAPTCluster", "demo");
+        assert_eq!(cc["status"]["vpcId"], "vpc-456");
+        assert_eq!(
+            state(cc, "Ready"),
+            is("False", "WaitingForControlPlaneEndpoint")
+        );
+    }
+
+    #[test]
+    fn vpc_ready_timeout_fires_at_fifteen_minutes_and_not_before() {
+        let mut w = world();
+        w.put(apply("demo-vpc", "demo-vpc"));
+        w.put(workspace(
+            "demo-vpc",
+            Some("True"),
+            Some("False"),
+            json!({}),
+        ));
+        let r = w.reconcile("CAPTCluster", "demo", T0).unwrap();
+        assert_eq!(
+            state(w.get("CAPTCluster", "demo"), "Ready"),
+            is("False", "VPCCreating")
+        );
+        assert_eq!(r.requeue_after_millis, Some(10_000));
+        let r = w
+            .reconcile("CAPTCluster", "demo", "2026-01-01T00:14:59Z")
+            .unwrap();
+        assert_eq!(r.requeue_after_millis, Some(1_000));
+        assert_eq!(
+            state(w.get("CAPTCluster", "demo"), "VPCFailed"),
+            is("False", "NoFailure")
+        );
+        let r = w
+            .reconcile("CAPTCluster", "demo", "2026-01-01T00:15:00Z")
+            .unwrap();
+        let cc = w.get("CAPTCluster", "demo");
+        assert_eq!(cc["status"]["failureReason"], "VPCReadyTimeout");
+        assert_eq!(state(cc, "VPCFailed"), is("True", "VPCReadyTimeout"));
+        assert_eq!(state(cc, "VPCReady"), is("False", "VPCReadyTimeout"));
+        assert_eq!(state(cc, "VPCCreating"), is("False", "VPCReadyTimeout"));
+        assert_eq!(r.requeue_after_millis, None);
+        assert_eq!(r.events[0].reason, "VPCReadyTimeout");
+        assert_eq!(
+            w.get("Cluster", "demo")["status"]["failureReason"],
+            "VPCReadyTimeout"
+        );
+    }
+
+    #[test]
+    fn a_terminal_failure_stays_until_the_spec_changes() {
+        let mut w = world();
+        w.reconcile("CAPTCluster", "demo", T0).unwrap();
+        w.reconcile("CAPTCluster", "demo", "2026-01-01T00:10:00Z")
+            .unwrap();
+        assert_eq!(
+            w.get("CAPTCluster", "demo")["status"]["failureReason"],
+            "WorkspaceReadyTimeout"
+        );
+        vpc_applied(&mut w, json!({"vpc_id": "vpc-123"}));
+        let r = w
+            .reconcile("CAPTCluster", "demo", "2026-01-01T00:20:00Z")
+            .unwrap();
+        assert!(r.patches.is_empty(), "terminal must stay: {:#?}", r.patches);
+        w.put(
+            json!({"apiVersion": "infrastructure.cluster.x-k8s.io/v1beta1", "kind": "CAPTCluster",
+            "metadata": {"name": "demo", "namespace": NS}, "spec": {"region": "us-east-1"}}),
+        );
+        w.reconcile("CAPTCluster", "demo", "2026-01-01T00:21:00Z")
+            .unwrap();
+        let cc = w.get("CAPTCluster", "demo");
+        assert_eq!(cc["status"]["failureReason"], json!(null));
+        assert_eq!(state(cc, "VPCFailed"), is("False", "Recovered"));
+        assert_eq!(state(cc, "VPCReady"), is("True", "VPCCreated"));
+        assert_eq!(cc["status"]["observedGeneration"], 2);
+    }
+
+    #[test]
+    fn an_unchanged_retry_annotation_does_not_recover_but_a_new_value_does() {
+        let mut w = world();
+        let annotate = |w: &mut World, v: &str| {
+            w.put(json!({"apiVersion": "infrastructure.cluster.x-k8s.io/v1beta1", "kind": "CAPTCluster",
+                "metadata": {"name": "demo", "namespace": NS, "annotations": {"capt.appthrust.io/retry": v}}}))
+        };
+        annotate(&mut w, "1");
+        w.reconcile("CAPTCluster", "demo", T0).unwrap();
+        w.reconcile("CAPTCluster", "demo", "2026-01-01T00:10:00Z")
+            .unwrap();
+        assert_eq!(w.get("CAPTCluster", "demo")["status"]["lastRetry"], "1");
+        assert!(w.get("CAPTCluster", "demo")["status"]["failureReason"].is_string());
+        annotate(&mut w, "2");
+        w.reconcile("CAPTCluster", "demo", "2026-01-01T00:11:00Z")
+            .unwrap();
+        let cc = w.get("CAPTCluster", "demo");
+        assert_eq!(cc["status"]["lastRetry"], "2");
+        assert_eq!(cc["status"]["failureReason"], json!(null));
+        assert_eq!(
+            state(cc, "Ready"),
+            is("False", "WaitingForWorkspaceTemplateApply")
+        );
+        assert_eq!(
+            condition(cc, "VPCCreating")["lastTransitionTime"],
+            "2026-01-01T00:11:00Z"
+        );
+    }
+
+    #[test]
+    fn invalid_vpc_config_is_terminal_and_consistent() {
+        let mut cc = capt_cluster("demo");
+        cc["spec"]["existingVpcId"] = json!("vpc-1");
+        let mut w = World::new(vec![cluster("demo"), cc]);
+        w.reconcile("CAPTCluster", "demo", T0).unwrap();
+        let cc = w.get("CAPTCluster", "demo");
+        assert_eq!(cc["status"]["failureReason"], "InvalidVPCConfig");
+        assert_eq!(state(cc, "VPCReady"), is("False", "InvalidVPCConfig"));
+        assert_eq!(state(cc, "VPCFailed"), is("True", "InvalidVPCConfig"));
+    }
+
+    #[test]
+    fn paused_changes_only_the_ready_reason() {
+        let mut w = world();
+        w.reconcile("CAPTCluster", "demo", T0).unwrap();
+        let before = w.get("CAPTCluster", "demo").clone();
+        w.put(json!({"apiVersion": "cluster.x-k8s.io/v1beta1", "kind": "Cluster", "metadata": {"name": "demo", "namespace": NS}, "spec": {"paused": true}}));
+        let r = w
+            .reconcile("CAPTCluster", "demo", "2026-01-01T00:20:00Z")
+            .unwrap();
+        assert_eq!(r.requeue_after_millis, None);
+        assert_eq!(r.patches.len(), 1);
+        let cc = w.get("CAPTCluster", "demo");
+        assert_eq!(state(cc, "Ready"), is("False", "Paused"));
+        assert_eq!(
+            cc["status"]["conditions"][1],
+            before["status"]["conditions"][1]
+        );
+        assert_eq!(cc["status"]["failureReason"], json!(null));
+    }
+}

@@ -327,3 +327,219 @@ fn record_workspace(draft: &mut Draft, observed: &Observed<'_>) -> Result<(), Er
     }
     Ok(())
 }
+
+#[cfg(test)]
+mod tests {
+    use serde_json::json;
+
+    use crate::fixtures::*;
+
+    const T0: &str = "2026-01-01T00:00:00Z";
+
+    fn vpc_ready_world() -> World {
+        let mut cc = capt_cluster("demo");
+        cc["status"] = json!({"conditions": [{"type": "VPCReady", "status": "True", "reason": "VPCCreated", "message": "m", "lastTransitionTime": T0}]});
+        World::new(vec![cluster("demo"), cc, control_plane("demo")])
+    }
+
+    fn eks_applied(w: &mut World, endpoint: &str) {
+        let mut wta = apply("demo-eks-controlplane-apply", "demo-eks-controlplane");
+        wta["status"]["applied"] = json!(true);
+        w.put(wta);
+        w.put(workspace(
+            "demo-eks-controlplane",
+            Some("True"),
+            Some("True"),
+            json!({"cluster_endpoint": endpoint, "version": 131}),
+        ));
+    }
+
+    #[test]
+    fn the_control_plane_waits_for_the_vpc_not_for_the_infrastructure_ready() {
+        let mut w = World::new(vec![
+            cluster("demo"),
+            capt_cluster("demo"),
+            control_plane("demo"),
+        ]);
+        let r = w.reconcile("CAPTControlPlane", "demo", T0).unwrap();
+        let cp = w.get("CAPTControlPlane", "demo");
+        assert_eq!(state(cp, "Ready"), is("False", "WaitingForVPC"));
+        assert_eq!(state(cp, "Creating"), is("False", "WaitingForVPC"));
+        assert_eq!(cp["status"]["phase"], "Creating");
+        assert_eq!(cp["status"]["initialized"], false);
+        assert_eq!(r.requeue_after_millis, Some(10_000));
+        let r = w
+            .reconcile("CAPTControlPlane", "demo", "2026-01-01T00:15:00Z")
+            .unwrap();
+        assert_eq!(
+            w.get("CAPTControlPlane", "demo")["status"]["failureReason"],
+            "VPCReadyTimeout"
+        );
+        assert_eq!(
+            w.get("CAPTControlPlane", "demo")["status"]["phase"],
+            "Failed"
+        );
+        assert_eq!(r.requeue_after_millis, None);
+    }
+
+    #[test]
+    fn an_applied_workspace_makes_the_control_plane_ready_and_updates_the_cluster() {
+        let mut w = vpc_ready_world();
+        w.reconcile("CAPTControlPlane", "demo", T0).unwrap();
+        assert_eq!(
+            state(w.get("CAPTControlPlane", "demo"), "Creating"),
+            is("True", "WaitingForWorkspaceTemplateApply")
+        );
+        eks_applied(&mut w, "https://ABC.eks.amazonaws.com");
+        let r = w
+            .reconcile("CAPTControlPlane", "demo", "2026-01-01T00:20:00Z")
+            .unwrap();
+        assert_eq!(
+            r.patches.len(),
+            4,
+            "spec, status, Cluster spec, Cluster status: {:#?}",
+            r.patches
+        );
+        let cp = w.get("CAPTControlPlane", "demo");
+        assert_eq!(
+            cp["spec"]["controlPlaneEndpoint"],
+            json!({"host": "ABC.eks.amazonaws.com", "port": 443})
+        );
+        assert_eq!(cp["status"]["endpoint"], "ABC.eks.amazonaws.com:443");
+        assert_eq!(cp["status"]["phase"], "Ready");
+        assert_eq!(cp["status"]["ready"], true);
+        assert_eq!(cp["status"]["initialized"], true);
+        assert_eq!(
+            cp["status"]["observedGeneration"],
+            cp["metadata"]["generation"]
+        );
+        assert_eq!(
+            cp["status"]["workspaceTemplateStatus"]["outputs"]["version"],
+            "131"
+        );
+        assert_eq!(
+            state(cp, "Initialized"),
+            is("True", "ControlPlaneInitialized")
+        );
+        assert_eq!(state(cp, "Creating"), is("False", "ControlPlaneReady"));
+        let c = w.get("Cluster", "demo");
+        assert_eq!(
+            c["spec"]["controlPlaneEndpoint"]["host"],
+            "ABC.eks.amazonaws.com"
+        );
+        assert_eq!(c["status"]["controlPlaneReady"], true);
+        assert_eq!(state(c, "ControlPlaneInitialized").0, "True");
+        let again = w
+            .reconcile("CAPTControlPlane", "demo", "2026-01-01T00:21:00Z")
+            .unwrap();
+        assert!(again.patches.is_empty(), "{:#?}", again.patches);
+    }
+
+    #[test]
+    fn a_workspace_error_after_initialization_is_transient_and_keeps_what_is_known() {
+        let mut w = vpc_ready_world();
+        eks_applied(&mut w, "10.0.0.1:6443");
+        w.reconcile("CAPTControlPlane", "demo", T0).unwrap();
+        let mut ws = workspace(
+            "demo-eks-controlplane",
+            Some("False"),
+            Some("True"),
+            json!({}),
+        );
+        ws["status"]["conditions"][0]["message"] = json!("terraform apply failed");
+        ws["status"]["conditions"][0]["lastTransitionTime"] = json!("2026-01-01T00:01:00Z");
+        w.put(ws);
+        let r = w
+            .reconcile("CAPTControlPlane", "demo", "2026-01-01T00:01:30Z")
+            .unwrap();
+        let cp = w.get("CAPTControlPlane", "demo");
+        assert_eq!(state(cp, "Ready"), is("False", "WorkspaceError"));
+        assert_eq!(condition(cp, "Ready")["message"], "terraform apply failed");
+        assert_eq!(cp["status"]["initialized"], true);
+        assert_eq!(cp["status"]["endpoint"], "10.0.0.1:6443");
+        assert_eq!(cp["status"]["failureReason"], json!(null));
+        assert_eq!(cp["status"]["phase"], "Creating");
+        assert_eq!(
+            cp["status"]["workspaceTemplateStatus"]["lastFailureMessage"],
+            "terraform apply failed"
+        );
+        assert_eq!(r.requeue_after_millis, Some(30_000));
+        assert_eq!(r.events[0].event_type, crate::contract::EventType::Warning);
+    }
+
+    #[test]
+    fn per_object_timeouts_override_the_settings() {
+        let mut w = vpc_ready_world();
+        w.put(json!({"apiVersion": "controlplane.cluster.x-k8s.io/v1beta1", "kind": "CAPTControlPlane", "metadata": {"name": "demo", "namespace": NS},
+            "spec": {"controlPlaneConfig": {"region": "ap-northeast-1", "timeouts": {"controlPlaneTimeout": 2}}}}));
+        w.put(apply(
+            "demo-eks-controlplane-apply",
+            "demo-eks-controlplane",
+        ));
+        w.put(workspace(
+            "demo-eks-controlplane",
+            Some("True"),
+            None,
+            json!({}),
+        ));
+        let r = w.reconcile("CAPTControlPlane", "demo", T0).unwrap();
+        assert_eq!(
+            state(w.get("CAPTControlPlane", "demo"), "Ready"),
+            is("False", "ControlPlaneCreating")
+        );
+        assert_eq!(r.requeue_after_millis, Some(10_000));
+        w.reconcile("CAPTControlPlane", "demo", "2026-01-01T00:02:00Z")
+            .unwrap();
+        assert_eq!(
+            w.get("CAPTControlPlane", "demo")["status"]["failureReason"],
+            "ControlPlaneTimeout"
+        );
+    }
+
+    #[test]
+    fn an_unparsable_endpoint_is_transient() {
+        let mut w = vpc_ready_world();
+        eks_applied(&mut w, "https://bad host");
+        let r = w.reconcile("CAPTControlPlane", "demo", T0).unwrap();
+        let cp = w.get("CAPTControlPlane", "demo");
+        assert_eq!(state(cp, "Ready"), is("False", "InvalidEndpoint"));
+        assert_eq!(cp["status"]["failureReason"], json!(null));
+        assert!(r.requeue_after_millis.is_some());
+    }
+
+    #[test]
+    fn a_failure_written_by_the_sibling_is_never_cleared() {
+        let mut w = vpc_ready_world();
+        w.put(json!({"apiVersion": "infrastructure.cluster.x-k8s.io/v1beta1", "kind": "CAPTCluster", "metadata": {"name": "demo", "namespace": NS},
+            "status": {"failureReason": "SecretTimeout", "failureMessage": "vpc"}}));
+        w.put(json!({"apiVersion": "cluster.x-k8s.io/v1beta1", "kind": "Cluster", "metadata": {"name": "demo", "namespace": NS},
+            "status": {"failureReason": "SecretTimeout", "failureMessage": "vpc"}}));
+        eks_applied(&mut w, "10.0.0.1");
+        w.reconcile("CAPTControlPlane", "demo", T0).unwrap();
+        assert_eq!(
+            w.get("Cluster", "demo")["status"]["failureReason"],
+            "SecretTimeout"
+        );
+        w.put(json!({"apiVersion": "infrastructure.cluster.x-k8s.io/v1beta1", "kind": "CAPTCluster", "metadata": {"name": "demo", "namespace": NS},
+            "status": {"failureReason": null, "failureMessage": null}}));
+        w.reconcile("CAPTControlPlane", "demo", "2026-01-01T00:01:00Z")
+            .unwrap();
+        assert_eq!(
+            w.get("Cluster", "demo")["status"]["failureReason"],
+            json!(null)
+        );
+    }
+
+    #[test]
+    fn propagation_none_leaves_the_cluster_alone() {
+        let mut w = vpc_ready_world();
+        w.settings = json!({"clusterPropagation": "none"});
+        eks_applied(&mut w, "10.0.0.1");
+        let r = w.reconcile("CAPTControlPlane", "demo", T0).unwrap();
+        assert!(
+            r.patches
+                .iter()
+                .all(|p| p.target.kind == "CAPTControlPlane")
+        );
+    }
+}

@@ -19,7 +19,7 @@ impl Endpoint {
     /// The scheme, user info, path, query and fragment are dropped; the port defaults to 443.
     pub fn parse(text: &str) -> Result<Self, String> {
         let invalid =
-            |why: &str| format!("cluster_endpoint {text:?} is not a valid endpoint: {why}");
+            |why: &str| format!("cluster_endpoint \"{text}\" is not a valid endpoint: {why}");
         let trimmed = text.trim();
         let rest = match trimmed.split_once("://") {
             Some((scheme, rest)) => {

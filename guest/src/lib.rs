@@ -25,6 +25,8 @@ mod conditions;
 mod controlplane;
 mod draft;
 mod endpoint;
+#[cfg(test)]
+mod fixtures;
 mod inputs;
 mod kinds;
 mod lifecycle;

@@ -29,7 +29,7 @@ pub fn format_timestamp(millis: Millis) -> String {
 /// Negative durations are rejected: every duration of this policy is a wait.
 pub fn parse_duration(text: &str) -> Result<u64, String> {
     let invalid =
-        || format!("invalid duration {text:?} (expected e.g. \"90s\", \"15m\", \"1h30m\")");
+        || format!("invalid duration \"{text}\" (expected e.g. \"90s\", \"15m\", \"1h30m\")");
     if text == "0" {
         return Ok(0);
     }
