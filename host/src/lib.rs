@@ -23,6 +23,8 @@ mod convert;
 pub mod engine;
 mod policy;
 pub mod rounds;
+pub mod scenario;
+pub mod view;
 mod wasm;
 pub mod world;
 

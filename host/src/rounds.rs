@@ -103,10 +103,7 @@ pub fn reconcile(
         round += 1;
         let response = policy
             .reconcile(&request)
-            .map_err(|source| RoundError::Policy {
-                round,
-                source,
-            })?;
+            .map_err(|source| RoundError::Policy { round, source })?;
         if response.requirements.is_empty() {
             return Ok(response);
         }

@@ -1,0 +1,87 @@
+//! Scenario files: a YAML description of an initial world and of steps that change it,
+//! reconcile and check expectations ([`format`]); Go-style durations ([`duration`]); partial
+//! matching and diffs ([`matching`]); and the runner ([`runner`]).
+
+pub mod duration;
+pub mod format;
+pub mod matching;
+pub mod runner;
+
+use std::path::{Path, PathBuf};
+
+pub use format::{Expect, Requeue, Scenario, Selector, Step};
+pub use runner::{Failure, Outcome, Record, run};
+
+/// Why a scenario file could not be read.
+#[derive(Debug, thiserror::Error)]
+pub enum ScenarioError {
+    /// The file could not be read.
+    #[error("could not read {}", .path.display())]
+    Read {
+        /// The file.
+        path: PathBuf,
+        /// The I/O error.
+        #[source]
+        source: std::io::Error,
+    },
+    /// The file is not a valid scenario.
+    #[error("{} is not a valid scenario", .path.display())]
+    Parse {
+        /// The file.
+        path: PathBuf,
+        /// What is wrong, and where.
+        #[source]
+        source: serde_yaml_ng::Error,
+    },
+}
+
+/// Reads and parses one scenario file.
+pub fn load(path: &Path) -> Result<Scenario, ScenarioError> {
+    let text = std::fs::read_to_string(path).map_err(|source| ScenarioError::Read {
+        path: path.to_owned(),
+        source,
+    })?;
+    serde_yaml_ng::from_str(&text).map_err(|source| ScenarioError::Parse {
+        path: path.to_owned(),
+        source,
+    })
+}
+
+/// The scenario files under `paths`: files as given, directories searched recursively for
+/// `.yaml` and `.yml` files; sorted, without duplicates.
+pub fn files(paths: &[PathBuf]) -> Result<Vec<PathBuf>, ScenarioError> {
+    let mut found = Vec::new();
+    for path in paths {
+        let metadata = std::fs::metadata(path).map_err(|source| ScenarioError::Read {
+            path: path.clone(),
+            source,
+        })?;
+        if metadata.is_dir() {
+            walk(path, &mut found)?;
+        } else {
+            found.push(path.clone());
+        }
+    }
+    found.sort();
+    found.dedup();
+    Ok(found)
+}
+
+fn walk(dir: &Path, found: &mut Vec<PathBuf>) -> Result<(), ScenarioError> {
+    let read_error = |source| ScenarioError::Read {
+        path: dir.to_owned(),
+        source,
+    };
+    for entry in std::fs::read_dir(dir).map_err(read_error)? {
+        let path = entry.map_err(read_error)?.path();
+        if path.is_dir() {
+            walk(&path, found)?;
+        } else if path
+            .extension()
+            .is_some_and(|ext| ext == "yaml" || ext == "yml")
+        {
+            found.push(path);
+        }
+    }
+    Ok(())
+}
