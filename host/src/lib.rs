@@ -16,7 +16,9 @@
 //! - [`rounds`]: the requirement round protocol over an [`rounds::ObjectSource`].
 //! - [`world`]: an in-memory API server (merge patches, subresources, versions).
 //! - [`scenario`]: the scenario file format and its runner.
-//! - [`commands`]: the `capt-host` subcommands.
+//! - [`telemetry`]: logging to stderr.
+//!
+//! The `capt-host` binary (`main.rs`, `commands/`) is a thin command line over these.
 
 mod bindings;
 mod convert;
@@ -24,6 +26,7 @@ pub mod engine;
 mod policy;
 pub mod rounds;
 pub mod scenario;
+pub mod telemetry;
 pub mod view;
 mod wasm;
 pub mod world;

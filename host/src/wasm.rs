@@ -18,8 +18,11 @@ use crate::convert;
 use crate::engine::{CallState, Engine};
 use crate::policy::{BoxError, Policy, PolicyError};
 
-/// The only interface a policy may import (any compatible version).
+/// The only interface with functions a policy may import (any compatible version).
 const LOG_IMPORT: &str = "capt:policy/log";
+/// The contract's shared types: a component whose exports use them imports this interface,
+/// which holds types only, no capability (any compatible version).
+const TYPES_IMPORT: &str = "capt:policy/types";
 /// The interface a policy must export (any compatible version).
 const RECONCILER_EXPORT: &str = "capt:policy/reconciler";
 
@@ -44,7 +47,8 @@ pub enum LoadError {
     Compile(#[source] BoxError),
     /// The component imports something the host does not provide.
     #[error(
-        "the component imports `{0}`, but a policy may import only `{LOG_IMPORT}@{range}`",
+        "the component imports `{0}`, but a policy may import only `{LOG_IMPORT}@{range}` \
+         (and the types of `{TYPES_IMPORT}@{range}`)",
         range = compatible_range()
     )]
     UnexpectedImport(String),
@@ -240,8 +244,16 @@ fn check_header(bytes: &[u8]) -> Result<(), LoadError> {
 fn check_world(engine: &Engine, component: &Component) -> Result<(), LoadError> {
     let engine = engine.wasmtime();
     let ty = component.component_type();
-    for (name, _) in ty.imports(engine) {
-        if !is_compatible(name, LOG_IMPORT) {
+    for (name, import) in ty.imports(engine) {
+        let types_only = match &import.ty {
+            ComponentItem::ComponentInstance(instance) => instance
+                .exports(engine)
+                .all(|(_, member)| matches!(member.ty, ComponentItem::Type(_))),
+            _ => false,
+        };
+        let allowed =
+            is_compatible(name, LOG_IMPORT) || (types_only && is_compatible(name, TYPES_IMPORT));
+        if !allowed {
             return Err(LoadError::UnexpectedImport(name.to_owned()));
         }
     }

@@ -174,18 +174,13 @@ fn union_of_keys(elements: &[Value]) -> Value {
 
 /// A unified diff between the YAML renderings of `expected` and `actual`.
 pub fn diff(expected: &Value, actual: &Value) -> String {
-    let expected = to_yaml(expected);
-    let actual = to_yaml(actual);
+    let expected = crate::view::to_yaml(expected);
+    let actual = crate::view::to_yaml(actual);
     similar::TextDiff::from_lines(&expected, &actual)
         .unified_diff()
         .context_radius(4)
         .header("expected", "actual")
         .to_string()
-}
-
-/// The YAML rendering of a JSON value.
-pub fn to_yaml(value: &Value) -> String {
-    serde_yaml_ng::to_string(value).unwrap_or_else(|e| format!("<cannot render as YAML: {e}>\n"))
 }
 
 /// A value on one line, cut to a readable length.

@@ -295,7 +295,12 @@ fn check(world: &World, expect: &Expect, records: &[Record]) -> Vec<(String, Opt
     let responses = || records.iter().filter_map(|r| r.result.as_ref().ok());
     if let Some(expected) = &expect.events {
         let events: Vec<&Event> = responses().flat_map(|r| &r.events).collect();
-        let actual = Value::Array(events.into_iter().map(view::event).collect());
+        let actual = Value::Array(
+            events
+                .into_iter()
+                .map(|e| view::to_json(&view::event(e)))
+                .collect(),
+        );
         let expected = Value::Array(expected.clone());
         let mismatches = matching::mismatches(&expected, Some(&actual));
         if !mismatches.is_empty() {
@@ -309,7 +314,7 @@ fn check(world: &World, expect: &Expect, records: &[Record]) -> Vec<(String, Opt
         }
     }
     if let Some(expected) = expect.patches {
-        let patches: Vec<Value> = responses()
+        let patches: Vec<_> = responses()
             .flat_map(|r| &r.patches)
             .map(view::patch)
             .collect();
@@ -318,7 +323,7 @@ fn check(world: &World, expect: &Expect, records: &[Record]) -> Vec<(String, Opt
                 format!(
                     "expected {expected} patches, got {}:\n{}",
                     patches.len(),
-                    matching::to_yaml(&Value::Array(patches))
+                    view::to_yaml(&patches)
                 ),
                 None,
             ));
@@ -364,7 +369,7 @@ fn selector_of(manifest: &Value) -> Result<Selector, String> {
 }
 
 /// The one object `selector` names: `Ok(None)` if none, an error if several.
-fn locate(world: &World, selector: &Selector) -> Result<Option<ObjectRef>, String> {
+pub fn locate(world: &World, selector: &Selector) -> Result<Option<ObjectRef>, String> {
     let group = selector.api_version.as_deref().map(capt_policy::group_of);
     let found: Vec<ObjectRef> = world
         .objects()

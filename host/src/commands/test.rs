@@ -1,0 +1,122 @@
+//! `capt-host test`: runs scenario files.
+
+use std::io::Write as _;
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use capt_host::scenario::{self, Outcome};
+use capt_host::view;
+use clap::Args;
+
+use super::ModuleArgs;
+
+/// Runs scenario files against a policy: one line per scenario (`ok` or `FAIL`), a message and
+/// a diff per failed expectation, then `N passed, M failed`. Exits with 1 if any failed.
+#[derive(Debug, Args)]
+pub struct Test {
+    /// Scenario files, or directories searched recursively for `.yaml`/`.yml` files.
+    #[arg(required = true, value_name = "PATH")]
+    paths: Vec<PathBuf>,
+    #[command(flatten)]
+    module: ModuleArgs,
+    /// Also print what every reconcile produced.
+    #[arg(long, short)]
+    verbose: bool,
+}
+
+impl Test {
+    /// Runs the command.
+    pub fn run(self) -> anyhow::Result<ExitCode> {
+        let Self {
+            paths,
+            module,
+            verbose,
+        } = self;
+        let policy = module.load()?;
+        let files = scenario::files(&paths)?;
+        let mut out = std::io::stdout().lock();
+        let (mut passed, mut failed) = (0, 0);
+        for file in &files {
+            let path = file.display();
+            let outcome = match scenario::load(file) {
+                Ok(scenario) => scenario::run(&scenario, &policy),
+                Err(error) => {
+                    failed += 1;
+                    writeln!(out, "FAIL {path}: (not a valid scenario)")?;
+                    writeln!(out, "{}", indent(&chain(&error), 4))?;
+                    continue;
+                }
+            };
+            if outcome.passed() {
+                passed += 1;
+                writeln!(out, "ok   {path}: {}", outcome.name)?;
+            } else {
+                failed += 1;
+                writeln!(out, "FAIL {path}: {}", outcome.name)?;
+                report_failures(&mut out, &outcome)?;
+            }
+            if verbose {
+                report_records(&mut out, &outcome)?;
+            }
+        }
+        writeln!(out, "{passed} passed, {failed} failed")?;
+        Ok(if failed == 0 {
+            ExitCode::SUCCESS
+        } else {
+            ExitCode::from(1)
+        })
+    }
+}
+
+fn report_failures(out: &mut impl std::io::Write, outcome: &Outcome) -> std::io::Result<()> {
+    for failure in &outcome.failures {
+        let place = match failure.step {
+            0 => "setup".to_owned(),
+            n => format!("step {n}"),
+        };
+        writeln!(
+            out,
+            "{}",
+            indent(&format!("{place}: {}", failure.message), 4)
+        )?;
+        if let Some(diff) = &failure.diff {
+            writeln!(out, "{}", indent(diff.trim_end(), 6))?;
+        }
+    }
+    Ok(())
+}
+
+fn report_records(out: &mut impl std::io::Write, outcome: &Outcome) -> std::io::Result<()> {
+    for record in &outcome.records {
+        writeln!(
+            out,
+            "    step {}: reconcile {}",
+            record.step, record.trigger
+        )?;
+        let text = match &record.result {
+            Ok(response) => view::to_yaml(&view::response(response)),
+            Err(message) => format!("error: {message}"),
+        };
+        writeln!(out, "{}", indent(text.trim_end(), 6))?;
+    }
+    Ok(())
+}
+
+/// `text` with every line indented by `by` spaces.
+fn indent(text: &str, by: usize) -> String {
+    let pad = " ".repeat(by);
+    text.lines()
+        .map(|line| format!("{pad}{line}"))
+        .collect::<Vec<_>>()
+        .join("\n")
+}
+
+fn chain(error: &dyn std::error::Error) -> String {
+    let mut text = error.to_string();
+    let mut source = error.source();
+    while let Some(cause) = source {
+        text.push_str(&format!("\ncaused by: {cause}"));
+        source = cause.source();
+    }
+    text
+}
