@@ -1,0 +1,193 @@
+//! Loading and calling components: the default policy, and misbehaving fixtures.
+
+use std::time::Duration;
+
+use capt_host::{DEFAULT_POLICY, Engine, Limits, LoadError, Policy, PolicyError, WasmPolicy};
+use capt_policy::{ObjectRef, Request};
+
+use crate::guests::{self, METADATA_OK, RECONCILE_OK};
+
+fn engine() -> Engine {
+    Engine::new(Limits {
+        deadline: Duration::from_millis(200),
+        memory_bytes: 8 << 20,
+        ..Limits::default()
+    })
+    .unwrap()
+}
+
+fn request() -> Request {
+    let trigger = ObjectRef::new("example.com/v1", "Thing", Some("ns"), "a");
+    Request {
+        trigger: trigger.clone(),
+        now_epoch_millis: 0,
+        objects: vec![capt_policy::ObservedObject {
+            reference: trigger,
+            manifest: "{}".into(),
+        }],
+        missing: vec![],
+        settings: "{}".into(),
+    }
+}
+
+fn reconcile_with(body: &str) -> PolicyError {
+    let policy = WasmPolicy::load(&engine(), &guests::policy(METADATA_OK, body)).unwrap();
+    policy.reconcile(&request()).unwrap_err()
+}
+
+#[test]
+fn a_well_behaved_fixture_loads_and_answers() {
+    let policy = WasmPolicy::load(&engine(), &guests::policy(METADATA_OK, RECONCILE_OK)).unwrap();
+    assert_eq!(policy.metadata().name, "fixture");
+    assert_eq!(
+        policy.reconcile(&request()).unwrap(),
+        capt_policy::Response::default()
+    );
+}
+
+#[test]
+fn a_trap_is_reported_as_a_trap() {
+    let err = reconcile_with(guests::TRAP);
+    assert!(matches!(err, PolicyError::Trap { .. }), "{err:?}");
+    assert!(!err.is_transient());
+}
+
+#[test]
+fn an_endless_loop_is_stopped_at_the_deadline() {
+    let started = std::time::Instant::now();
+    let err = reconcile_with(guests::LOOP);
+    assert!(
+        matches!(err, PolicyError::DeadlineExceeded { .. }),
+        "{err:?}"
+    );
+    assert!(started.elapsed() < Duration::from_secs(5));
+}
+
+#[test]
+fn a_memory_bomb_is_reported_as_out_of_memory() {
+    let err = reconcile_with(guests::MEMORY_BOMB);
+    assert!(
+        matches!(err, PolicyError::OutOfMemory { limit_bytes } if limit_bytes == 8 << 20),
+        "{err:?}"
+    );
+}
+
+#[test]
+fn an_oversized_response_is_refused() {
+    let err = reconcile_with(guests::HUGE_RESPONSE);
+    assert!(
+        matches!(err, PolicyError::ResponseTooLarge { .. }),
+        "{err:?}"
+    );
+}
+
+fn load_error(bytes: &[u8]) -> LoadError {
+    match WasmPolicy::load(&engine(), bytes) {
+        Ok(_) => panic!("the module loaded"),
+        Err(err) => err,
+    }
+}
+
+#[test]
+fn the_default_policy_loads_and_imports_only_the_contract() {
+    let policy = WasmPolicy::load(&engine(), DEFAULT_POLICY).unwrap();
+    assert!(!policy.metadata().name.is_empty());
+    assert_eq!(policy.sha256().len(), 64);
+    assert_eq!(policy.size(), DEFAULT_POLICY.len());
+    let imports: Vec<_> = policy.imports().into_iter().map(|i| i.name).collect();
+    assert!(
+        imports
+            .iter()
+            .any(|name| name.starts_with("capt:policy/log@0.1.")),
+        "{imports:?}"
+    );
+    assert!(
+        imports
+            .iter()
+            .all(|name| name.starts_with("capt:policy/log@")
+                || name.starts_with("capt:policy/types@")),
+        "{imports:?}"
+    );
+    let exports: Vec<_> = policy.exports().into_iter().map(|e| e.name).collect();
+    assert!(
+        exports.contains(&"capt:policy/reconciler@0.1.0".to_owned()),
+        "{exports:?}"
+    );
+}
+
+#[test]
+fn garbage_is_not_wasm() {
+    assert!(matches!(load_error(b"hello"), LoadError::NotWasm));
+    assert!(matches!(load_error(b""), LoadError::NotWasm));
+}
+
+#[test]
+fn a_core_module_is_not_a_component() {
+    let core = wat::parse_str("(module)").unwrap();
+    let err = load_error(&core);
+    assert!(matches!(err, LoadError::CoreModule), "{err}");
+}
+
+#[test]
+fn a_truncated_component_does_not_compile() {
+    let err = load_error(&DEFAULT_POLICY[..DEFAULT_POLICY.len() / 2]);
+    assert!(matches!(err, LoadError::Compile(_)), "{err}");
+}
+
+#[test]
+fn a_component_importing_anything_else_is_refused() {
+    let wasi = guests::component(r#"(import "wasi:cli/environment@0.2.0" (instance))"#);
+    let err = load_error(&wasi);
+    assert!(
+        matches!(&err, LoadError::UnexpectedImport(name) if name == "wasi:cli/environment@0.2.0"),
+        "{err}"
+    );
+    assert_eq!(
+        err.to_string(),
+        "the component imports `wasi:cli/environment@0.2.0`, but a policy may import only \
+         `capt:policy/log@0.1.x` (and the types of `capt:policy/types@0.1.x`)"
+    );
+    // A `types` import that smuggles a function in is refused too.
+    let types_with_func =
+        guests::component(r#"(import "capt:policy/types@0.1.0" (instance (export "f" (func))))"#);
+    assert!(matches!(
+        load_error(&types_with_func),
+        LoadError::UnexpectedImport(_)
+    ));
+}
+
+#[test]
+fn a_component_without_the_reconciler_is_refused() {
+    let err = load_error(&guests::component(""));
+    assert_eq!(
+        err.to_string(),
+        "the component does not export `capt:policy/reconciler` (its exports: none)"
+    );
+}
+
+#[test]
+fn an_incompatible_contract_version_is_refused() {
+    let v2 =
+        guests::component(r#"(instance $r) (export "capt:policy/reconciler@0.2.0" (instance $r))"#);
+    let err = load_error(&v2);
+    assert!(
+        matches!(&err, LoadError::IncompatibleVersion(name) if name.ends_with("@0.2.0")),
+        "{err}"
+    );
+}
+
+#[test]
+fn a_reconciler_without_the_contract_functions_does_not_link() {
+    let empty =
+        guests::component(r#"(instance $r) (export "capt:policy/reconciler@0.1.0" (instance $r))"#);
+    assert!(matches!(load_error(&empty), LoadError::Link(_)));
+}
+
+#[test]
+fn a_metadata_trap_fails_the_load() {
+    let err = load_error(&guests::policy(guests::TRAP, RECONCILE_OK));
+    assert!(
+        matches!(err, LoadError::Metadata(PolicyError::Trap { .. })),
+        "{err}"
+    );
+}
