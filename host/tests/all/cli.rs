@@ -1,0 +1,259 @@
+//! The `capt-host` binary, run as a user would. These tests use the embedded policy but assert
+//! only what does not depend on its logic: exit codes, output shape, error reporting.
+
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output};
+
+use serde_json::Value;
+
+fn capt_host(args: &[&str]) -> Output {
+    Command::new(env!("CARGO_BIN_EXE_capt-host"))
+        .args(args)
+        .env_remove("RUST_LOG")
+        .env_remove("CAPT_HOST_MODULE")
+        .output()
+        .expect("running capt-host")
+}
+
+fn fixture(path: &str) -> String {
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("tests/fixtures")
+        .join(path)
+        .display()
+        .to_string()
+}
+
+fn stdout(output: &Output) -> String {
+    String::from_utf8_lossy(&output.stdout).into_owned()
+}
+
+fn stderr(output: &Output) -> String {
+    String::from_utf8_lossy(&output.stderr).into_owned()
+}
+
+fn yaml(text: &str) -> Value {
+    serde_yaml_ng::from_str(text).expect("output is YAML")
+}
+
+fn temp_file(name: &str, contents: &[u8]) -> PathBuf {
+    let path = Path::new(env!("CARGO_TARGET_TMPDIR")).join(name);
+    std::fs::write(&path, contents).unwrap();
+    path
+}
+
+#[test]
+fn test_reports_each_scenario_and_closes_with_the_counts() {
+    let output = capt_host(&["test", &fixture("scenarios")]);
+    let out = stdout(&output);
+    assert_eq!(output.status.code(), Some(1), "{out}{}", stderr(&output));
+    let lines: Vec<&str> = out.lines().collect();
+    let fails = fixture("scenarios/fails.yaml");
+    let malformed = fixture("scenarios/malformed.yaml");
+    let passes = fixture("scenarios/passes.yaml");
+    assert_eq!(
+        lines[0],
+        format!("FAIL {fails}: an expectation that does not hold")
+    );
+    assert!(
+        out.contains("step 1: object ConfigMap/settings does not match:"),
+        "{out}"
+    );
+    assert!(
+        out.contains("at .data.mode: expected \"slow\", got \"fast\""),
+        "{out}"
+    );
+    assert!(
+        out.contains("--- expected\n")
+            && out.contains("-  mode: slow\n")
+            && out.contains("+  mode: fast\n"),
+        "{out}"
+    );
+    assert!(
+        out.contains(&format!("FAIL {malformed}: (not a valid scenario)")),
+        "{out}"
+    );
+    assert!(out.contains("unknown field `patchez`"), "{out}");
+    assert!(
+        out.contains(&format!(
+            "ok   {passes}: world rules and an unsupported kind"
+        )),
+        "{out}"
+    );
+    assert_eq!(lines.last(), Some(&"1 passed, 2 failed"));
+}
+
+#[test]
+fn test_exits_zero_when_everything_passes_and_verbose_shows_reconciles() {
+    let output = capt_host(&["test", "--verbose", &fixture("scenarios/passes.yaml")]);
+    let out = stdout(&output);
+    assert_eq!(output.status.code(), Some(0), "{out}{}", stderr(&output));
+    assert!(
+        out.contains("step 2: reconcile ConfigMap/default/settings"),
+        "{out}"
+    );
+    assert!(out.ends_with("1 passed, 0 failed\n"), "{out}");
+}
+
+#[test]
+fn test_of_a_missing_path_is_a_usage_error() {
+    let output = capt_host(&["test", "/nonexistent/scenarios"]);
+    assert_eq!(output.status.code(), Some(2));
+    assert!(
+        stderr(&output).contains("could not read /nonexistent/scenarios"),
+        "{}",
+        stderr(&output)
+    );
+}
+
+#[test]
+fn inspect_describes_the_embedded_policy() {
+    let output = capt_host(&["inspect"]);
+    assert_eq!(output.status.code(), Some(0), "{}", stderr(&output));
+    let report = yaml(&stdout(&output));
+    for key in [
+        "name",
+        "version",
+        "triggers",
+        "reads",
+        "defaultSettings",
+        "sha256",
+        "size",
+        "imports",
+        "exports",
+    ] {
+        assert!(report.get(key).is_some(), "no {key} in {report}");
+    }
+    assert_eq!(report["sha256"].as_str().unwrap().len(), 64);
+    let imports = report["imports"].as_array().unwrap();
+    // Exactly one import brings functions: the log; `types` (if present) holds types only.
+    let with_functions: Vec<&str> = imports
+        .iter()
+        .filter(|i| {
+            i["members"]
+                .as_array()
+                .is_some_and(|m| m.iter().any(|m| m.as_str().unwrap().starts_with("func ")))
+        })
+        .map(|i| i["name"].as_str().unwrap())
+        .collect();
+    assert_eq!(with_functions, ["capt:policy/log@0.1.0"]);
+    let exports: Vec<&str> = report["exports"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|e| e["name"].as_str().unwrap())
+        .collect();
+    assert_eq!(exports, ["capt:policy/reconciler@0.1.0"]);
+}
+
+#[test]
+fn bad_modules_are_clear_errors_not_panics() {
+    let output = capt_host(&["inspect", "--module", "/nonexistent.wasm"]);
+    assert_eq!(output.status.code(), Some(2));
+    assert!(
+        stderr(&output).contains("could not read the module /nonexistent.wasm"),
+        "{}",
+        stderr(&output)
+    );
+
+    let garbage = temp_file("garbage.wasm", b"not wasm at all");
+    let output = capt_host(&["inspect", "--module", garbage.to_str().unwrap()]);
+    assert_eq!(output.status.code(), Some(2));
+    let err = stderr(&output);
+    assert!(
+        err.contains("Caused by:") && err.contains("not a WebAssembly file"),
+        "{err}"
+    );
+    assert!(!err.contains("panicked"), "{err}");
+}
+
+#[test]
+fn eval_prints_the_response_as_yaml() {
+    // Reconcile an object of the policy's first trigger kind, whatever the policy is.
+    let report = yaml(&stdout(&capt_host(&["inspect"])));
+    let trigger = &report["triggers"][0];
+    let kind = trigger["kind"].as_str().unwrap();
+    let api_version = trigger["apiVersion"].as_str().unwrap();
+    let objects = temp_file(
+        "eval-objects.yaml",
+        format!("apiVersion: {api_version}\nkind: {kind}\nmetadata: {{namespace: default, name: demo}}\nspec: {{}}\n").as_bytes(),
+    );
+    let output = capt_host(&[
+        "eval",
+        "--trigger",
+        &format!("{kind}/default/demo"),
+        "--objects",
+        objects.to_str().unwrap(),
+        "--now",
+        "2026-01-01T00:00:00Z",
+    ]);
+    assert_eq!(output.status.code(), Some(0), "{}", stderr(&output));
+    let text = stdout(&output);
+    let result = yaml(&text);
+    assert_eq!(result["trigger"]["name"], "demo");
+    assert_eq!(result["now"], "2026-01-01T00:00:00.000Z");
+    assert!(
+        result["patches"].is_array() && result["events"].is_array(),
+        "{text}"
+    );
+    assert!(result.get("requeueAfter").is_some(), "{text}");
+    for patch in result["patches"].as_array().unwrap() {
+        assert!(
+            patch["mergePatch"].is_object(),
+            "merge patches are YAML, not JSON strings: {text}"
+        );
+    }
+}
+
+#[test]
+fn eval_of_an_unsupported_kind_fails_with_the_policy_error() {
+    let output = capt_host(&[
+        "eval",
+        "--trigger",
+        "ConfigMap/default/settings",
+        "--objects",
+        &fixture("eval/configmap.yaml"),
+    ]);
+    assert_eq!(output.status.code(), Some(1));
+    let err = stderr(&output);
+    assert!(
+        err.contains("reconciling ConfigMap/default/settings") && err.contains("unsupported kind"),
+        "{err}"
+    );
+}
+
+#[test]
+fn eval_rejects_malformed_arguments() {
+    let output = capt_host(&[
+        "eval",
+        "--trigger",
+        "just-a-name",
+        "--objects",
+        &fixture("eval/configmap.yaml"),
+    ]);
+    assert_eq!(output.status.code(), Some(2));
+    assert!(stderr(&output).contains("expected KIND/NAMESPACE/NAME or KIND/NAME"));
+    let output = capt_host(&[
+        "eval",
+        "--trigger",
+        "Secret/nope",
+        "--objects",
+        &fixture("eval/configmap.yaml"),
+    ]);
+    assert_eq!(output.status.code(), Some(2));
+    assert!(
+        stderr(&output).contains("has no object Secret/nope"),
+        "{}",
+        stderr(&output)
+    );
+    let output = capt_host(&[
+        "eval",
+        "--trigger",
+        "A/b",
+        "--objects",
+        "x",
+        "--now",
+        "yesterday",
+    ]);
+    assert_eq!(output.status.code(), Some(2));
+    assert!(stderr(&output).contains("RFC 3339"));
+}
