@@ -37,3 +37,16 @@ pub use wasm::{LoadError, WasmPolicy, WitItem};
 
 /// The default policy component, built from the workspace's guest crate by `build.rs`.
 pub const DEFAULT_POLICY: &[u8] = include_bytes!(env!("CAPT_HOST_DEFAULT_POLICY"));
+
+/// An error and its causes on one line, joined by `: ` (for messages that outlive the error,
+/// like a scenario record).
+pub fn error_chain(error: &dyn std::error::Error) -> String {
+    let mut message = error.to_string();
+    let mut source = error.source();
+    while let Some(cause) = source {
+        message.push_str(": ");
+        message.push_str(&cause.to_string());
+        source = cause.source();
+    }
+    message
+}

@@ -81,6 +81,8 @@ pub fn reconcile(
     now_epoch_millis: i64,
     settings: &str,
 ) -> Result<Response, RoundError> {
+    // Policy log records are attached to the reconcile they belong to.
+    let _span = tracing::info_span!("reconcile", trigger = %trigger, now_epoch_millis).entered();
     let fetch = |reference: &ObjectRef| {
         source.get(reference).map_err(|source| RoundError::Source {
             reference: reference.clone(),

@@ -43,7 +43,7 @@ impl Test {
                 Err(error) => {
                     failed += 1;
                     writeln!(out, "FAIL {path}: (not a valid scenario)")?;
-                    writeln!(out, "{}", indent(&chain(&error), 4))?;
+                    writeln!(out, "{}", indent(&capt_host::error_chain(&error), 4))?;
                     continue;
                 }
             };
@@ -109,14 +109,4 @@ fn indent(text: &str, by: usize) -> String {
         .map(|line| format!("{pad}{line}"))
         .collect::<Vec<_>>()
         .join("\n")
-}
-
-fn chain(error: &dyn std::error::Error) -> String {
-    let mut text = error.to_string();
-    let mut source = error.source();
-    while let Some(cause) = source {
-        text.push_str(&format!("\ncaused by: {cause}"));
-        source = cause.source();
-    }
-    text
 }

@@ -172,7 +172,7 @@ impl Run {
                 now.timestamp_millis(),
                 settings,
             )
-            .map_err(|e| chain(&e));
+            .map_err(|e| crate::error_chain(&e));
             if let Ok(response) = &result
                 && let Err(e) = self.world.apply_response(&response.patches)
             {
@@ -395,18 +395,6 @@ pub fn locate(world: &World, selector: &Selector) -> Result<Option<ObjectRef>, S
                 .join(", ")
         )),
     }
-}
-
-/// An error and its causes, on one line.
-fn chain(error: &dyn std::error::Error) -> String {
-    let mut message = error.to_string();
-    let mut source = error.source();
-    while let Some(cause) = source {
-        message.push_str(": ");
-        message.push_str(&cause.to_string());
-        source = cause.source();
-    }
-    message
 }
 
 #[cfg(test)]
