@@ -5,7 +5,7 @@ use serde_json::{Map, Value, json};
 
 use crate::conditions::Status;
 use crate::contract::{Error, ObjectRef};
-use crate::draft::Draft;
+use crate::draft::{Draft, READY};
 use crate::endpoint::Endpoint;
 use crate::inputs::{Fields, Halt};
 use crate::kinds;
@@ -165,22 +165,18 @@ fn provision(
             )
         }
     };
-    let (reason, message) = blocked.reason_and_message();
-    match draft.str("vpcId").map(str::to_owned) {
-        // The VPC exists already: only a workspace error blocks it, and without a deadline.
-        Some(id) if !matches!(observed.progress, Progress::Failing { .. }) => return Ok(Ok(id)),
-        Some(_) => {}
+    let blocked = match draft.str("vpcId").map(str::to_owned) {
+        // The VPC exists already: no deadlines any more; only errors and missing objects block.
+        Some(id) if !observed.progress.blocks_after_creation() => return Ok(Ok(id)),
+        Some(_) => blocked.into_transient(draft.conditions.since(READY, Status::False)),
         None => {
+            let (reason, message) = blocked.reason_and_message();
             draft
                 .conditions
                 .set(VPC_CREATING, Status::True, reason, message);
             let started = draft.conditions.since(VPC_CREATING, Status::True);
-            deadlines.add(
-                "VPCReadyTimeout",
-                started,
-                settings.vpc_ready_timeout.millis(),
-                "VPC was not ready",
-            );
+            let timeout = settings.vpc_ready_timeout.millis();
+            deadlines.add("VPCReadyTimeout", started, timeout, "VPC was not ready");
             if observed.progress.before_synced() {
                 deadlines.add(
                     "WorkspaceReadyTimeout",
@@ -197,8 +193,10 @@ fn provision(
                     "the VPC ID was not available",
                 );
             }
+            blocked
         }
-    }
+    };
+    let (reason, message) = blocked.reason_and_message();
     draft
         .conditions
         .set(VPC_READY, Status::False, reason, message);

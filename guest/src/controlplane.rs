@@ -108,13 +108,14 @@ impl Provider for CaptControlPlane {
             }
         };
         if initialized {
-            // Created once: only a workspace error takes readiness away, and without deadlines.
-            if !matches!(observed.progress, Progress::Failing { .. })
+            // Created once: no deadlines any more; only errors and missing objects block.
+            if !observed.progress.blocks_after_creation()
                 && let Some(endpoint) = draft.endpoint.clone()
             {
                 return Ok(ready(draft, &observed, endpoint)?);
             }
-            return Ok(blocked);
+            let since = draft.conditions.since(READY, Status::False);
+            return Ok(blocked.into_transient(since));
         }
 
         let (reason, message) = blocked.reason_and_message();
@@ -465,6 +466,53 @@ mod tests {
         );
         assert_eq!(r.requeue_after_millis, Some(30_000));
         assert_eq!(r.events[0].event_type, crate::contract::EventType::Warning);
+    }
+
+    #[test]
+    fn after_initialization_a_missing_apply_is_transient_and_a_reapply_is_not() {
+        let mut w = vpc_ready_world();
+        eks_applied(&mut w, "10.0.0.1:6443");
+        w.reconcile("CAPTControlPlane", "demo", T0).unwrap();
+        let mut reapplying = workspace(
+            "demo-eks-controlplane",
+            Some("True"),
+            Some("False"),
+            json!({}),
+        );
+        reapplying["metadata"]["generation"] = json!(2);
+        w.put(reapplying);
+        let r = w
+            .reconcile("CAPTControlPlane", "demo", "2026-01-01T00:01:00Z")
+            .unwrap();
+        assert_eq!(
+            state(w.get("CAPTControlPlane", "demo"), "Ready"),
+            is("True", "ControlPlaneReady")
+        );
+        let cp = w.get("CAPTControlPlane", "demo");
+        assert_eq!(cp["status"]["ready"], true);
+        assert_eq!(cp["status"]["workspaceTemplateStatus"]["state"], "Applying");
+        assert!(r.events.is_empty());
+        w.objects.retain(|o| o["kind"] != "WorkspaceTemplateApply");
+        let r = w
+            .reconcile("CAPTControlPlane", "demo", "2026-01-01T00:02:00Z")
+            .unwrap();
+        let cp = w.get("CAPTControlPlane", "demo");
+        assert_eq!(
+            state(cp, "Ready"),
+            is("False", "WaitingForWorkspaceTemplateApply")
+        );
+        assert_eq!(cp["status"]["initialized"], true);
+        assert_eq!(cp["status"]["endpoint"], "10.0.0.1:6443");
+        assert_eq!(cp["status"]["failureReason"], json!(null));
+        assert_eq!(r.requeue_after_millis, Some(5_000));
+        let r = w
+            .reconcile("CAPTControlPlane", "demo", "2026-01-01T00:03:00Z")
+            .unwrap();
+        assert_eq!(
+            r.requeue_after_millis,
+            Some(60_000),
+            "the back-off grows with the error's age"
+        );
     }
 
     #[test]

@@ -54,6 +54,23 @@ impl Outcome {
         Self::blocked(reason, message, Class::Terminal)
     }
 
+    /// The same outcome with a wait turned into a transient error that began at `since`: what
+    /// is merely awaited during creation is an error once the object was created.
+    pub fn into_transient(self, since: Option<Millis>) -> Self {
+        match self {
+            Outcome::Blocked {
+                reason,
+                message,
+                class: Class::Wait,
+            } => Outcome::Blocked {
+                reason,
+                message,
+                class: Class::Transient { since },
+            },
+            other => other,
+        }
+    }
+
     /// True for terminal failures.
     pub fn is_terminal(&self) -> bool {
         matches!(

@@ -52,6 +52,19 @@ impl Progress {
         }
     }
 
+    /// Whether this still blocks readiness once the object was created (VPC ID known, control
+    /// plane initialized): a workspace error, or a WorkspaceTemplateApply or Workspace that has
+    /// gone missing (transient errors, spec §4). A re-apply or resync in progress does not.
+    pub fn blocks_after_creation(&self) -> bool {
+        matches!(
+            self,
+            Progress::Failing { .. }
+                | Progress::NoApply
+                | Progress::NoWorkspaceName
+                | Progress::NoWorkspace
+        )
+    }
+
     /// True while the Workspace does not yet exist or is not Synced (what
     /// `workspaceReadyTimeout` bounds).
     pub fn before_synced(&self) -> bool {
