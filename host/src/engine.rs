@@ -90,13 +90,13 @@ impl Engine {
         // A Rust component built by wasm-component-ld has 2-4 core instances (the program and
         // small adapter shims); 8 leaves room for other toolchains.
         pool.max_core_instances_per_component(8);
-        pool.total_core_instances(limits.concurrent_calls * 8);
+        pool.total_core_instances(limits.concurrent_calls.saturating_mul(8));
         // A policy needs one linear memory; 2 tolerates a toolchain that adds a scratch one.
         pool.max_memories_per_component(2);
-        pool.total_memories(limits.concurrent_calls * 2);
+        pool.total_memories(limits.concurrent_calls.saturating_mul(2));
         // The program's function table plus the shims' tables.
         pool.max_tables_per_component(8);
-        pool.total_tables(limits.concurrent_calls * 8);
+        pool.total_tables(limits.concurrent_calls.saturating_mul(8));
         // The per-call limits, enforced by the pool as a backstop to the store's limiter.
         pool.max_memory_size(limits.memory_bytes);
         pool.table_elements(limits.table_elements);

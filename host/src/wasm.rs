@@ -406,6 +406,12 @@ mod tests {
     }
 
     #[test]
+    fn policies_can_be_shared_across_threads() {
+        fn assert_send_sync<T: Send + Sync>() {}
+        assert_send_sync::<WasmPolicy>();
+    }
+
+    #[test]
     fn digests_are_lowercase_hex() {
         assert_eq!(
             hex(&Sha256::digest(b"")),

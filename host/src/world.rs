@@ -49,7 +49,8 @@ pub enum WorldError {
     /// The object does not exist.
     #[error("{0} not found")]
     NotFound(ObjectRef),
-    /// The object changed since the version the patch was computed from.
+    /// The object changed since the version the patch was computed from. Transient: re-read
+    /// and reconcile again.
     #[error(
         "conflict: the patch of {target} requires resourceVersion {expected}, but the object is at {actual}"
     )]

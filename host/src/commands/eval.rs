@@ -49,10 +49,6 @@ impl Eval {
         let selector = parse_trigger(&trigger)?;
         let now = now.unwrap_or_else(Utc::now);
         let overrides = settings.as_deref().map(read_yaml).transpose()?;
-        let policy = module.load()?;
-        let settings =
-            rounds::merge_settings(&policy.metadata().default_settings, overrides.as_ref())?;
-
         let mut world = World::new();
         for manifest in read_manifests(&objects)? {
             world
@@ -62,6 +58,10 @@ impl Eval {
         let Some(trigger) = runner::locate(&world, &selector).map_err(anyhow::Error::msg)? else {
             bail!("{} has no object {selector}", objects.display());
         };
+        // The policy is loaded last, so bad input fails fast, before anything is compiled.
+        let policy = module.load()?;
+        let settings =
+            rounds::merge_settings(&policy.metadata().default_settings, overrides.as_ref())?;
         let response =
             rounds::reconcile(&policy, &world, &trigger, now.timestamp_millis(), &settings)
                 .with_context(|| format!("reconciling {trigger}"))?;

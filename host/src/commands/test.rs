@@ -34,6 +34,9 @@ impl Test {
         } = self;
         let policy = module.load()?;
         let files = scenario::files(&paths)?;
+        if files.is_empty() {
+            tracing::warn!("no scenario files (*.yaml, *.yml) under the given paths");
+        }
         let mut out = std::io::stdout().lock();
         let (mut passed, mut failed) = (0, 0);
         for file in &files {

@@ -461,9 +461,14 @@ mod tests {
                     target: request.trigger.clone(),
                     subresource: Subresource::Status,
                     merge_patch: json!({"status": desired}).to_string(),
-                    resource_version: manifest["metadata"]["resourceVersion"]
-                        .as_str()
-                        .map(str::to_owned),
+                    // `spec.stale` simulates a policy computing from an outdated read.
+                    resource_version: if manifest["spec"]["stale"] == json!(true) {
+                        Some("999".into())
+                    } else {
+                        manifest["metadata"]["resourceVersion"]
+                            .as_str()
+                            .map(str::to_owned)
+                    },
                 });
                 response.events.push(Event {
                     regarding: request.trigger.clone(),
@@ -608,6 +613,24 @@ steps:
         assert_eq!(
             messages(&outcome),
             [r#"expected a reconcile error containing "x"; every reconcile succeeded"#]
+        );
+    }
+
+    #[test]
+    fn a_conflict_while_applying_patches_is_a_failure() {
+        let outcome = run_yaml(
+            r#"
+steps:
+  - at: "2026-01-01T00:00:00Z"
+    apply: [{apiVersion: example.com/v1, kind: Thing, metadata: {namespace: ns, name: a}, spec: {stale: true}}]
+"#,
+        );
+        assert_eq!(
+            messages(&outcome),
+            [
+                "applying the patches of the reconcile of Thing/ns/a: conflict: the patch of Thing/ns/a \
+              requires resourceVersion 999, but the object is at 2"
+            ]
         );
     }
 
