@@ -1,0 +1,616 @@
+//! `deploy/` (kustomize), the `Dockerfile` and `.dockerignore`.
+
+use std::collections::BTreeSet;
+use std::path::{Path, PathBuf};
+
+use serde_json::{Value, json};
+
+use crate::schema;
+use crate::support;
+
+const DEPLOY: &str = "deploy";
+const NAMESPACE: &str = "capt-system";
+const SERVICE_ACCOUNT: &str = "capt-status";
+const POLICY_DIR: &str = "/etc/capt/policy";
+
+/// The ClusterRole's grants, one `(apiGroup, resource, verbs)` per line. A change here must be
+/// deliberate and explained in deploy/README.md.
+const CLUSTER_ROLE: &[(&str, &str, &[&str])] = &[
+    // The trigger kinds and what they depend on: watched.
+    (
+        "infrastructure.cluster.x-k8s.io",
+        "captclusters",
+        &["get", "list", "watch"],
+    ),
+    (
+        "controlplane.cluster.x-k8s.io",
+        "captcontrolplanes",
+        &["get", "list", "watch", "patch"],
+    ),
+    (
+        "infrastructure.cluster.x-k8s.io",
+        "workspacetemplateapplies",
+        &["get", "list", "watch"],
+    ),
+    ("tf.upbound.io", "workspaces", &["get", "list", "watch"]),
+    (
+        "cluster.x-k8s.io",
+        "clusters",
+        &["get", "list", "watch", "patch"],
+    ),
+    // Status patches (and the CAPTControlPlane's and Cluster's spec.controlPlaneEndpoint above).
+    (
+        "infrastructure.cluster.x-k8s.io",
+        "captclusters/status",
+        &["patch"],
+    ),
+    (
+        "controlplane.cluster.x-k8s.io",
+        "captcontrolplanes/status",
+        &["patch"],
+    ),
+    ("cluster.x-k8s.io", "clusters/status", &["patch"]),
+    // Connection secrets, fetched one by one.
+    ("", "secrets", &["get"]),
+    // Events.
+    ("events.k8s.io", "events", &["create", "patch"]),
+    ("", "events", &["create", "patch"]),
+];
+
+/// The leader-election Role's grants, in capt-system only.
+const LEADER_ELECTION_ROLE: &[(&str, &str, &[&str])] = &[(
+    "coordination.k8s.io",
+    "leases",
+    &["get", "create", "update", "patch"],
+)];
+
+/// The container's arguments: the flags `capt-host run` implements.
+const ARGS: &[&str] = &[
+    "run",
+    "--module=/etc/capt/policy/policy.wasm",
+    "--settings=/etc/capt/policy/settings.yaml",
+    "--metrics-addr=0.0.0.0:8080",
+    "--leader-election",
+    "--lease-name=capt-status",
+    "--log-format=json",
+];
+
+fn strings(value: Option<&Value>) -> Vec<String> {
+    value
+        .and_then(Value::as_array)
+        .map(|a| {
+            a.iter()
+                .filter_map(Value::as_str)
+                .map(str::to_owned)
+                .collect()
+        })
+        .unwrap_or_default()
+}
+
+/// The files and directories a kustomization refers to (resources, components, patch files).
+fn references(kustomization: &Path) -> Vec<PathBuf> {
+    let k = support::document(kustomization);
+    let dir = kustomization.parent().expect("a directory");
+    let mut out: Vec<PathBuf> = ["resources", "components", "crds", "patchesStrategicMerge"]
+        .iter()
+        .flat_map(|key| strings(k.get(*key)))
+        .map(|r| dir.join(r))
+        .collect();
+    for patch in k
+        .get("patches")
+        .and_then(Value::as_array)
+        .into_iter()
+        .flatten()
+    {
+        if let Some(path) = patch.get("path").and_then(Value::as_str) {
+            out.push(dir.join(path));
+        }
+    }
+    out
+}
+
+/// Every file a kustomization includes, following directory references (bases), in order.
+fn included_files(kustomization: &Path) -> Vec<PathBuf> {
+    let mut out = Vec::new();
+    for reference in references(kustomization) {
+        if reference.is_dir() {
+            out.extend(included_files(&reference.join("kustomization.yaml")));
+        } else {
+            out.push(reference);
+        }
+    }
+    out
+}
+
+/// Every object `kubectl apply -k deploy` creates, as written in the files.
+fn deployed_objects() -> Vec<Value> {
+    included_files(&support::path(DEPLOY).join("kustomization.yaml"))
+        .iter()
+        .flat_map(|f| support::documents(f))
+        .collect()
+}
+
+fn object(kind: &str, name: &str) -> Value {
+    let found: Vec<Value> = deployed_objects()
+        .into_iter()
+        .filter(|o| {
+            support::str_at(o, "kind") == Some(kind)
+                && support::str_at(o, "metadata.name") == Some(name)
+        })
+        .collect();
+    assert_eq!(
+        found.len(),
+        1,
+        "deploy/ must have exactly one {kind} {name}"
+    );
+    found.into_iter().next().expect("one")
+}
+
+/// The grants of an RBAC rule list, as `(group, resource, verb)` triples.
+fn grants(role: &Value) -> BTreeSet<(String, String, String)> {
+    let mut out = BTreeSet::new();
+    for rule in role.get("rules").and_then(Value::as_array).expect("rules") {
+        for key in ["resourceNames", "nonResourceURLs"] {
+            assert!(rule.get(key).is_none(), "{key} is not used: {rule}");
+        }
+        let (groups, resources, verbs) = (
+            strings(rule.get("apiGroups")),
+            strings(rule.get("resources")),
+            strings(rule.get("verbs")),
+        );
+        for group in &groups {
+            for resource in &resources {
+                for verb in &verbs {
+                    for part in [group, resource, verb] {
+                        assert!(!part.contains('*'), "no wildcards: {rule}");
+                    }
+                    assert!(
+                        out.insert((group.clone(), resource.clone(), verb.clone())),
+                        "{group}/{resource} {verb} is granted twice"
+                    );
+                }
+            }
+        }
+    }
+    out
+}
+
+fn table(rules: &[(&str, &str, &[&str])]) -> BTreeSet<(String, String, String)> {
+    rules
+        .iter()
+        .flat_map(|(group, resource, verbs)| {
+            verbs.iter().map(move |verb| {
+                (
+                    (*group).to_owned(),
+                    (*resource).to_owned(),
+                    (*verb).to_owned(),
+                )
+            })
+        })
+        .collect()
+}
+
+fn container() -> Value {
+    let deployment = object("Deployment", "capt-status");
+    let containers = support::at(&deployment, "spec.template.spec.containers")
+        .and_then(Value::as_array)
+        .expect("containers");
+    assert_eq!(containers.len(), 1, "one container");
+    containers[0].clone()
+}
+
+#[test]
+fn every_yaml_file_in_deploy_parses() {
+    let files = support::yaml_files(&support::path(DEPLOY));
+    assert!(files.len() >= 8, "{files:?}");
+    for file in files {
+        for document in support::documents(&file) {
+            assert!(
+                document.get("apiVersion").is_some() && document.get("kind").is_some(),
+                "{}: every document has apiVersion and kind",
+                support::show(&file)
+            );
+        }
+    }
+}
+
+#[test]
+fn every_file_a_kustomization_lists_exists() {
+    let mut kustomizations = Vec::new();
+    for dir in [DEPLOY, schema::CRDS, "policies/capt-status/samples"] {
+        kustomizations.extend(
+            support::yaml_files(&support::path(dir))
+                .into_iter()
+                .filter(|p| p.file_name().is_some_and(|n| n == "kustomization.yaml")),
+        );
+    }
+    assert!(kustomizations.len() >= 4, "{kustomizations:?}");
+    for kustomization in kustomizations {
+        let k = support::document(&kustomization);
+        assert_eq!(
+            support::str_at(&k, "kind"),
+            Some("Kustomization"),
+            "{}",
+            support::show(&kustomization)
+        );
+        for reference in references(&kustomization) {
+            let ok = if reference.is_dir() {
+                reference.join("kustomization.yaml").is_file()
+            } else {
+                reference.is_file()
+            };
+            assert!(
+                ok,
+                "{} lists {}, which does not exist",
+                support::show(&kustomization),
+                reference.display()
+            );
+        }
+    }
+}
+
+#[test]
+fn every_yaml_file_in_deploy_and_the_samples_is_listed_in_a_kustomization() {
+    for dir in [DEPLOY, "policies/capt-status/samples"] {
+        let all = support::yaml_files(&support::path(dir));
+        let listed: BTreeSet<PathBuf> = all
+            .iter()
+            .filter(|p| p.file_name().is_some_and(|n| n == "kustomization.yaml"))
+            .flat_map(|k| references(k))
+            .filter_map(|p| p.canonicalize().ok())
+            .collect();
+        for file in all
+            .iter()
+            .filter(|p| p.file_name().is_some_and(|n| n != "kustomization.yaml"))
+        {
+            assert!(
+                listed.contains(&file.canonicalize().expect("exists")),
+                "{} is in no kustomization.yaml",
+                support::show(file)
+            );
+        }
+    }
+}
+
+#[test]
+fn deploy_installs_exactly_the_four_capt_crds_and_not_the_test_only_ones() {
+    let included: BTreeSet<PathBuf> =
+        included_files(&support::path(DEPLOY).join("kustomization.yaml"))
+            .iter()
+            .map(|p| p.canonicalize().expect("exists"))
+            .collect();
+    let installed: BTreeSet<PathBuf> = schema::installed_crds()
+        .map(|c| c.path.canonicalize().expect("exists"))
+        .collect();
+    assert_eq!(installed.len(), 4);
+    for crd in &installed {
+        assert!(
+            included.contains(crd),
+            "deploy/ does not install {}",
+            crd.display()
+        );
+    }
+    let test_only = support::path(schema::TEST_ONLY_CRDS)
+        .canonicalize()
+        .expect("exists");
+    for file in &included {
+        assert!(
+            !file.starts_with(&test_only),
+            "deploy/ must not install the test-only CRD {}",
+            file.display()
+        );
+    }
+    let crds = deployed_objects()
+        .iter()
+        .filter(|o| support::str_at(o, "kind") == Some("CustomResourceDefinition"))
+        .count();
+    assert_eq!(crds, 4);
+}
+
+#[test]
+fn every_namespaced_object_of_deploy_is_in_capt_system() {
+    let kustomization = support::document(&support::path(DEPLOY).join("kustomization.yaml"));
+    assert_eq!(
+        support::str_at(&kustomization, "namespace"),
+        Some(NAMESPACE)
+    );
+    let cluster_scoped = [
+        "Namespace",
+        "CustomResourceDefinition",
+        "ClusterRole",
+        "ClusterRoleBinding",
+    ];
+    let objects = deployed_objects();
+    assert!(objects.iter().any(|o| {
+        support::str_at(o, "kind") == Some("Namespace")
+            && support::str_at(o, "metadata.name") == Some(NAMESPACE)
+    }));
+    for object in objects {
+        let kind = support::str_at(&object, "kind").unwrap_or_default();
+        let namespace = support::str_at(&object, "metadata.namespace");
+        if cluster_scoped.contains(&kind) {
+            assert_eq!(namespace, None, "{}", support::describe(&object));
+        } else {
+            assert_eq!(namespace, Some(NAMESPACE), "{}", support::describe(&object));
+        }
+    }
+}
+
+#[test]
+fn the_cluster_role_grants_exactly_the_rules_of_the_table() {
+    let role = object("ClusterRole", "capt-status");
+    assert_eq!(grants(&role), table(CLUSTER_ROLE));
+    let binding = object("ClusterRoleBinding", "capt-status");
+    assert_eq!(
+        binding["roleRef"],
+        json!({"apiGroup": "rbac.authorization.k8s.io", "kind": "ClusterRole", "name": "capt-status"})
+    );
+    assert_eq!(
+        binding["subjects"],
+        json!([{"kind": "ServiceAccount", "name": SERVICE_ACCOUNT, "namespace": NAMESPACE}])
+    );
+}
+
+#[test]
+fn the_leader_election_role_grants_only_leases_in_capt_system() {
+    let role = object("Role", "capt-status-leader-election");
+    assert_eq!(
+        support::str_at(&role, "metadata.namespace"),
+        Some(NAMESPACE)
+    );
+    assert_eq!(grants(&role), table(LEADER_ELECTION_ROLE));
+    let binding = object("RoleBinding", "capt-status-leader-election");
+    assert_eq!(
+        support::str_at(&binding, "metadata.namespace"),
+        Some(NAMESPACE)
+    );
+    assert_eq!(
+        binding["roleRef"],
+        json!({"apiGroup": "rbac.authorization.k8s.io", "kind": "Role", "name": "capt-status-leader-election"})
+    );
+    assert_eq!(
+        binding["subjects"],
+        json!([{"kind": "ServiceAccount", "name": SERVICE_ACCOUNT, "namespace": NAMESPACE}])
+    );
+    object("ServiceAccount", SERVICE_ACCOUNT);
+}
+
+#[test]
+fn the_deployment_runs_two_replicas_with_leader_election_under_its_service_account() {
+    let deployment = object("Deployment", "capt-status");
+    assert_eq!(support::at(&deployment, "spec.replicas"), Some(&json!(2)));
+    assert_eq!(
+        support::str_at(&deployment, "spec.template.spec.serviceAccountName"),
+        Some(SERVICE_ACCOUNT)
+    );
+    let selector = support::at(&deployment, "spec.selector.matchLabels")
+        .and_then(Value::as_object)
+        .expect("a selector");
+    let labels = support::at(&deployment, "spec.template.metadata.labels")
+        .and_then(Value::as_object)
+        .expect("pod labels");
+    for (key, value) in selector {
+        assert_eq!(
+            labels.get(key),
+            Some(value),
+            "the selector selects the pods"
+        );
+    }
+    let container = container();
+    assert_eq!(strings(container.get("command")), ["capt-host"]);
+    assert_eq!(strings(container.get("args")), ARGS);
+    let env = container.get("env").and_then(Value::as_array).expect("env");
+    for (name, field) in [
+        ("POD_NAME", "metadata.name"),
+        ("POD_NAMESPACE", "metadata.namespace"),
+    ] {
+        let var = env
+            .iter()
+            .find(|e| e["name"] == name)
+            .unwrap_or_else(|| panic!("{name} is not set"));
+        assert_eq!(
+            support::str_at(var, "valueFrom.fieldRef.fieldPath"),
+            Some(field),
+            "{name} comes from the downward API"
+        );
+    }
+}
+
+#[test]
+fn the_deployment_runs_as_non_root_with_a_read_only_root_and_no_capabilities() {
+    let deployment = object("Deployment", "capt-status");
+    let pod = support::at(&deployment, "spec.template.spec.securityContext")
+        .expect("pod securityContext");
+    assert_eq!(pod["runAsNonRoot"], json!(true));
+    assert_eq!(pod["runAsUser"], json!(65532));
+    assert_eq!(pod["seccompProfile"], json!({"type": "RuntimeDefault"}));
+    let container = container();
+    let security = container
+        .get("securityContext")
+        .expect("container securityContext");
+    assert_eq!(security["runAsNonRoot"], json!(true));
+    assert_eq!(security["runAsUser"], json!(65532));
+    assert_eq!(security["readOnlyRootFilesystem"], json!(true));
+    assert_eq!(security["allowPrivilegeEscalation"], json!(false));
+    assert_eq!(security["capabilities"], json!({"drop": ["ALL"]}));
+    assert_eq!(
+        security["seccompProfile"],
+        json!({"type": "RuntimeDefault"})
+    );
+    assert!(
+        security
+            .get("privileged")
+            .is_none_or(|p| p == &json!(false))
+    );
+    for kind in ["requests", "limits"] {
+        for resource in ["cpu", "memory"] {
+            assert!(
+                support::at(&container, &format!("resources.{kind}.{resource}")).is_some(),
+                "resources.{kind}.{resource} is set"
+            );
+        }
+    }
+}
+
+#[test]
+fn the_deployment_probes_health_and_readiness_on_the_metrics_port() {
+    let container = container();
+    let ports = container
+        .get("ports")
+        .and_then(Value::as_array)
+        .expect("ports");
+    assert_eq!(
+        ports.as_slice(),
+        [json!({"name": "metrics", "containerPort": 8080, "protocol": "TCP"})]
+    );
+    for (probe, path) in [("livenessProbe", "/healthz"), ("readinessProbe", "/readyz")] {
+        assert_eq!(
+            support::at(&container, &format!("{probe}.httpGet")),
+            Some(&json!({"path": path, "port": "metrics"})),
+            "{probe}"
+        );
+    }
+    let service = object("Service", "capt-status-metrics");
+    assert_eq!(
+        support::at(&service, "spec.ports"),
+        Some(
+            &json!([{"name": "metrics", "port": 8080, "targetPort": "metrics", "protocol": "TCP"}])
+        )
+    );
+    let deployment = object("Deployment", "capt-status");
+    let labels = support::at(&deployment, "spec.template.metadata.labels").expect("labels");
+    for (key, value) in support::at(&service, "spec.selector")
+        .and_then(Value::as_object)
+        .expect("a selector")
+    {
+        assert_eq!(labels.get(key), Some(value), "the Service selects the pods");
+    }
+}
+
+#[test]
+fn the_policy_and_settings_are_mounted_from_the_capt_status_policy_config_map() {
+    let deployment = object("Deployment", "capt-status");
+    let volumes = support::at(&deployment, "spec.template.spec.volumes")
+        .and_then(Value::as_array)
+        .expect("volumes");
+    let policy = volumes
+        .iter()
+        .find(|v| support::str_at(v, "configMap.name") == Some("capt-status-policy"))
+        .expect("a volume of the ConfigMap capt-status-policy");
+    assert!(
+        support::at(policy, "configMap.items").is_none(),
+        "every key (policy.wasm, settings.yaml) is mounted"
+    );
+    let container = container();
+    let mount = container
+        .get("volumeMounts")
+        .and_then(Value::as_array)
+        .expect("volumeMounts")
+        .iter()
+        .find(|m| m["name"] == policy["name"])
+        .expect("the policy volume is mounted")
+        .clone();
+    assert_eq!(mount["mountPath"], json!(POLICY_DIR));
+    assert_eq!(mount["readOnly"], json!(true));
+    assert!(
+        mount.get("subPath").is_none(),
+        "no subPath: an updated ConfigMap must reach the pod"
+    );
+    for arg in ARGS
+        .iter()
+        .filter(|a| a.starts_with("--module=") || a.starts_with("--settings="))
+    {
+        assert!(arg.contains(POLICY_DIR), "{arg}");
+    }
+}
+
+/// `rust-toolchain.toml`'s `channel`.
+fn toolchain_channel() -> String {
+    support::read(&support::path("rust-toolchain.toml"))
+        .lines()
+        .find_map(|l| {
+            let (key, value) = l.split_once('=')?;
+            (key.trim() == "channel").then(|| value.trim().trim_matches('"').to_owned())
+        })
+        .expect("a channel in rust-toolchain.toml")
+}
+
+/// The Dockerfile's instructions (continuation lines joined, comments dropped).
+fn dockerfile() -> Vec<String> {
+    let text = support::read(&support::path("Dockerfile"));
+    let mut out = Vec::new();
+    let mut current = String::new();
+    for line in text.lines() {
+        let trimmed = line.trim();
+        if trimmed.starts_with('#') || trimmed.is_empty() {
+            continue;
+        }
+        if let Some(head) = trimmed.strip_suffix('\\') {
+            current.push_str(head);
+            current.push(' ');
+        } else {
+            current.push_str(trimmed);
+            out.push(std::mem::take(&mut current));
+        }
+    }
+    out
+}
+
+#[test]
+fn the_dockerfile_builds_with_the_pinned_toolchain_and_runs_as_the_deployment_user() {
+    let instructions = dockerfile();
+    let channel = toolchain_channel();
+    let stages: Vec<&String> = instructions
+        .iter()
+        .filter(|i| i.starts_with("FROM "))
+        .collect();
+    assert_eq!(stages.len(), 2, "a builder and a runtime stage: {stages:?}");
+    let args: String = instructions
+        .iter()
+        .filter(|i| i.starts_with("ARG "))
+        .cloned()
+        .collect::<Vec<_>>()
+        .join("\n");
+    assert!(
+        stages[0].contains(&format!("rust:{channel}"))
+            || (stages[0].contains("rust:${RUST_VERSION}")
+                && args.contains(&format!("RUST_VERSION={channel}"))),
+        "the builder is the official rust {channel} image: {}",
+        stages[0]
+    );
+    let all = instructions.join("\n");
+    for needle in [
+        "rustup target add wasm32-unknown-unknown",
+        "cargo build --release -p capt-host --locked",
+        "/usr/local/bin/capt-host",
+        "/etc/capt/policy/policy.wasm",
+        "policies/capt-status/settings.yaml /etc/capt/policy/settings.yaml",
+    ] {
+        assert!(all.contains(needle), "the Dockerfile has {needle:?}");
+    }
+    let runtime: Vec<&String> = instructions
+        .iter()
+        .skip_while(|i| *i != stages[1])
+        .collect();
+    assert!(runtime[0].contains("nonroot"), "a non-root runtime image");
+    for expected in [
+        "USER 65532:65532",
+        r#"ENTRYPOINT ["capt-host"]"#,
+        r#"CMD ["run"]"#,
+    ] {
+        assert!(
+            runtime.iter().any(|i| *i == expected),
+            "the runtime stage has {expected}"
+        );
+    }
+    assert!(support::path("policies/capt-status/settings.yaml").is_file());
+    let dockerignore = support::read(&support::path(".dockerignore"));
+    for entry in ["target", ".git", "node_modules", ".venv"] {
+        assert!(
+            dockerignore
+                .lines()
+                .any(|l| l.trim().trim_start_matches("**/").trim_end_matches('/') == entry),
+            ".dockerignore has {entry}"
+        );
+    }
+}
