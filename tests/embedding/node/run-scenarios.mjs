@@ -9,6 +9,7 @@
 // See docs/embedding.md.
 
 import { closeSync, openSync, readFileSync, writeSync } from 'node:fs';
+import { createRequire } from 'node:module';
 import { dirname, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { parseArgs } from 'node:util';
@@ -196,12 +197,19 @@ function bench(policy, n, scenarioPath) {
   const reused = time(() => instance.reconcile(largest));
   const fmt = (s) => `median ${s.median.toFixed(3)} ms, p90 ${s.p90.toFixed(3)} ms, min ${s.min.toFixed(3)} ms, max ${s.max.toFixed(3)} ms`;
   process.stdout.write(
-    `bench: node ${process.versions.node}, jco 1.35.0; request: ${display(largest.trigger)} ` +
+    `bench: node ${process.versions.node}, jco ${jcoVersion()}; request: ${display(largest.trigger)} ` +
       `with ${largest.objects.length} objects (${largestBytes} bytes of manifests), ${largest.missing.length} missing\n` +
       `bench: reconcile, fresh instance per call (as the runner does), n=${n}: ${fmt(fresh)}\n` +
       `bench: reconcile, one reused instance, n=${n}: ${fmt(reused)}\n`,
   );
   return 0;
+}
+
+function jcoVersion() {
+  const require = createRequire(import.meta.url);
+  const main = require.resolve('@bytecodealliance/jco');
+  const manifest = resolve(dirname(main), '..', 'package.json');
+  return JSON.parse(readFileSync(manifest, 'utf8')).version;
 }
 
 process.exitCode = await main();
