@@ -123,7 +123,7 @@ fn included_files(kustomization: &Path) -> Vec<PathBuf> {
 }
 
 /// Every object `kubectl apply -k deploy` creates, as written in the files.
-fn deployed_objects() -> Vec<Value> {
+pub fn deployed_objects() -> Vec<Value> {
     included_files(&support::path(DEPLOY).join("kustomization.yaml"))
         .iter()
         .flat_map(|f| support::documents(f))

@@ -5,6 +5,7 @@
 //! field the policy writes that the schema does not declare fails here, because the real API
 //! server would silently drop it.
 
+mod builtin;
 mod crds;
 mod deploy;
 mod objects;
