@@ -651,3 +651,40 @@ fn every_upstream_field_keeps_its_type_and_validation() {
     }
     assert!(checked > 100, "only {checked} upstream fields compared");
 }
+
+#[test]
+fn every_crd_file_keeps_its_keys_sorted_like_controller_gen_output() {
+    fn check(node: &serde_yaml_ng::Value, path: &str, file: &str) {
+        match node {
+            serde_yaml_ng::Value::Mapping(map) => {
+                let keys: Vec<&str> = map.keys().filter_map(|k| k.as_str()).collect();
+                let mut sorted = keys.clone();
+                sorted.sort_unstable();
+                assert_eq!(keys, sorted, "{file}: the keys of {path} are not sorted");
+                for (key, value) in map {
+                    check(
+                        value,
+                        &format!("{path}.{}", key.as_str().unwrap_or("?")),
+                        file,
+                    );
+                }
+            }
+            serde_yaml_ng::Value::Sequence(items) => {
+                for (i, item) in items.iter().enumerate() {
+                    check(item, &format!("{path}[{i}]"), file);
+                }
+            }
+            _ => {}
+        }
+    }
+    let mut files: Vec<_> = schema::crds().iter().map(|c| c.path.clone()).collect();
+    files.dedup();
+    for path in files {
+        let text = support::read(&path);
+        for document in serde_yaml_ng::Deserializer::from_str(&text) {
+            let value = <serde_yaml_ng::Value as serde::Deserialize>::deserialize(document)
+                .expect("valid YAML");
+            check(&value, "", &support::show(&path));
+        }
+    }
+}
