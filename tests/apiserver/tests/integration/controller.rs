@@ -1,0 +1,85 @@
+//! A `kube::runtime::Controller` reconciling against the server.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use futures::StreamExt;
+use inproc_apiserver::{RequestFilter, Verb};
+use kube::ResourceExt;
+use kube::api::{Api, Patch, PatchParams, PostParams};
+use kube::runtime::controller::{Action, Controller};
+use kube::runtime::watcher;
+use serde_json::json;
+
+use crate::common::{TestResult, Widget, widget, widget_server, within};
+
+#[derive(Debug, thiserror::Error)]
+#[error("reconcile failed: {0}")]
+struct ReconcileError(#[from] kube::Error);
+
+async fn reconcile(obj: Arc<Widget>, api: Arc<Api<Widget>>) -> Result<Action, ReconcileError> {
+    let message = format!("size {}", obj.spec.size);
+    api.patch_status(
+        &obj.name_any(),
+        &PatchParams::default(),
+        &Patch::Merge(json!({"status": {"ready": true, "message": message}})),
+    )
+    .await?;
+    Ok(Action::await_change())
+}
+
+fn error_policy(_obj: Arc<Widget>, _err: &ReconcileError, _api: Arc<Api<Widget>>) -> Action {
+    Action::requeue(Duration::from_millis(50))
+}
+
+#[tokio::test]
+async fn controller_reconciles_and_retries_after_conflicts() -> TestResult {
+    let (server, widgets) = widget_server().await;
+    let controller = Controller::new(widgets.clone(), watcher::Config::default())
+        .run(reconcile, error_policy, Arc::new(widgets.clone()))
+        .for_each(|_| async {});
+    let driver = tokio::spawn(controller);
+
+    // The first status write conflicts; the controller's error policy retries it.
+    server
+        .faults()
+        .conflict_next_writes_matching(1, RequestFilter::any().verb(Verb::Patch));
+    widgets
+        .create(&PostParams::default(), &widget("w", 3))
+        .await?;
+    let ready = |server: &inproc_apiserver::ApiServer, expected: &str| {
+        server
+            .store()
+            .get::<Widget>(Some("default"), "w")
+            .and_then(|w| w.status)
+            .is_some_and(|s| s.ready && s.message.as_deref() == Some(expected))
+    };
+    within("reconciled", async {
+        while !ready(&server, "size 3") {
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+    })
+    .await;
+
+    widgets
+        .patch(
+            "w",
+            &PatchParams::default(),
+            &Patch::Merge(json!({"spec": {"size": 4}})),
+        )
+        .await?;
+    within("reconciled after a spec change", async {
+        while !ready(&server, "size 4") {
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+    })
+    .await;
+    assert!(
+        server
+            .requests()
+            .count_subresource(Verb::Patch, "widgets", Some("status"))
+            >= 3
+    );
+    driver.abort();
+    Ok(())
+}
