@@ -10,8 +10,8 @@ wit_bindgen::generate!({
 });
 
 use capt::policy::log::{Level, log};
-use capt::policy::types as wit;
 use exports::capt::policy::reconciler::Guest;
+use exports::capt::policy::types as wit;
 
 struct Component;
 

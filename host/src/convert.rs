@@ -1,7 +1,7 @@
 //! Conversions between the generated bindings and the [`capt_policy`] model: the only place
 //! where both meet.
 
-use crate::bindings::capt::policy::types as wit;
+use crate::bindings::exports::capt::policy::types as wit;
 use capt_policy as model;
 
 pub(crate) fn request_to_wit(r: &model::Request) -> wit::Request {

@@ -261,8 +261,6 @@ impl LogHost for CallState {
     }
 }
 
-impl crate::bindings::capt::policy::types::Host for CallState {}
-
 /// `text` cut to at most `max` bytes, at a character boundary.
 fn truncate(text: &str, max: usize) -> &str {
     if text.len() <= max {

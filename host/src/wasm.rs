@@ -18,11 +18,8 @@ use crate::convert;
 use crate::engine::{CallState, Engine};
 use crate::policy::{BoxError, Policy, PolicyError};
 
-/// The only interface with functions a policy may import (any compatible version).
+/// The only interface a policy may import (any compatible version).
 const LOG_IMPORT: &str = "capt:policy/log";
-/// The contract's shared types: a component whose exports use them imports this interface,
-/// which holds types only, no capability (any compatible version).
-const TYPES_IMPORT: &str = "capt:policy/types";
 /// The interface a policy must export (any compatible version).
 const RECONCILER_EXPORT: &str = "capt:policy/reconciler";
 
@@ -47,8 +44,7 @@ pub enum LoadError {
     Compile(#[source] BoxError),
     /// The component imports something the host does not provide.
     #[error(
-        "the component imports `{0}`, but a policy may import only `{LOG_IMPORT}@{range}` \
-         (and the types of `{TYPES_IMPORT}@{range}`)",
+        "the component imports `{0}`, but a policy may import only `{LOG_IMPORT}@{range}`",
         range = compatible_range()
     )]
     UnexpectedImport(String),
@@ -244,18 +240,11 @@ fn check_header(bytes: &[u8]) -> Result<(), LoadError> {
 fn check_world(engine: &Engine, component: &Component) -> Result<(), LoadError> {
     let engine = engine.wasmtime();
     let ty = component.component_type();
-    for (name, import) in ty.imports(engine) {
-        let types_only = match &import.ty {
-            ComponentItem::ComponentInstance(instance) => instance
-                .exports(engine)
-                .all(|(_, member)| matches!(member.ty, ComponentItem::Type(_))),
-            _ => false,
-        };
-        let allowed =
-            is_compatible(name, LOG_IMPORT) || (types_only && is_compatible(name, TYPES_IMPORT));
-        if !allowed {
-            return Err(LoadError::UnexpectedImport(name.to_owned()));
-        }
+    if let Some((name, _)) = ty
+        .imports(engine)
+        .find(|(name, _)| !is_compatible(name, LOG_IMPORT))
+    {
+        return Err(LoadError::UnexpectedImport(name.to_owned()));
     }
     let exports: Vec<&str> = ty.exports(engine).map(|(name, _)| name).collect();
     let reconciler = exports

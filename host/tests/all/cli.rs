@@ -125,24 +125,27 @@ fn inspect_describes_the_embedded_policy() {
     }
     assert_eq!(report["sha256"].as_str().unwrap().len(), 64);
     let imports = report["imports"].as_array().unwrap();
-    // Exactly one import brings functions: the log; `types` (if present) holds types only.
-    let with_functions: Vec<&str> = imports
+    // The host provides exactly one thing: the log function.
+    let imports: Vec<&str> = imports
         .iter()
-        .filter(|i| {
-            i["members"]
-                .as_array()
-                .is_some_and(|m| m.iter().any(|m| m.as_str().unwrap().starts_with("func ")))
-        })
         .map(|i| i["name"].as_str().unwrap())
         .collect();
-    assert_eq!(with_functions, ["capt:policy/log@0.1.0"]);
+    assert_eq!(imports, ["capt:policy/log@0.1.0"]);
+    assert_eq!(
+        report["imports"][0]["members"],
+        serde_json::json!(["type level", "func log"]),
+        "{report}"
+    );
     let exports: Vec<&str> = report["exports"]
         .as_array()
         .unwrap()
         .iter()
         .map(|e| e["name"].as_str().unwrap())
         .collect();
-    assert_eq!(exports, ["capt:policy/reconciler@0.1.0"]);
+    assert_eq!(
+        exports,
+        ["capt:policy/types@0.1.0", "capt:policy/reconciler@0.1.0"]
+    );
 }
 
 #[test]

@@ -80,6 +80,14 @@ pub fn policy(metadata_body: &str, reconcile_body: &str) -> Vec<u8> {
     (canon lift (core func $i "reconcile") (memory (core memory $i "memory"))
       (realloc (core func $i "realloc"))))
   (instance $reconciler (export "metadata" (func $metadata)) (export "reconcile" (func $reconcile)))
+  (instance $types
+    (export "object-ref" (type $object-ref)) (export "kind-ref" (type $kind-ref))
+    (export "observed-object" (type $observed-object)) (export "request" (type $request))
+    (export "subresource" (type $subresource)) (export "patch" (type $patch))
+    (export "event-type" (type $event-type)) (export "event" (type $event))
+    (export "response" (type $response)) (export "error" (type $error))
+    (export "policy-metadata" (type $policy-metadata)))
+  (export "capt:policy/types@0.1.0" (instance $types))
   (export "capt:policy/reconciler@0.1.0" (instance $reconciler))
 )"#
     );
