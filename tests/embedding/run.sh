@@ -19,7 +19,10 @@
 #   CAPT_POLICY_MODULE=FILE   run this component instead of building the guest
 #   CAPT_SCENARIOS=DIR        the scenarios (default: policies/capt-status/scenarios)
 #   CAPT_EMBEDDING_RUST=0     skip the comparison with the Rust host (`capt-host test`)
-#   CAPT_EMBEDDING_BENCH=N    also time N reconcile calls in each host (numbers only, no assertion)
+#   CAPT_EMBEDDING_EXAMPLE=1  also build and run the Rust example host of docs/embedding.md
+#                             (tests/embedding/rust; a release build of wasmtime: minutes)
+#   CAPT_EMBEDDING_BENCH=N    also time N reconcile calls in each host, the Rust example included
+#                             (numbers only, no assertion)
 set -euo pipefail
 
 here="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
@@ -143,10 +146,30 @@ if [[ "${CAPT_EMBEDDING_RUST:-1}" != 0 ]]; then
   agree "python agrees with the rust host" rust python
 fi
 
+example="$out/rust-target/release/capt-embed-rust"
+if [[ "${CAPT_EMBEDDING_EXAMPLE:-0}" != 0 || -n "${CAPT_EMBEDDING_BENCH:-}" ]]; then
+  step "the Rust example host (tests/embedding/rust)"
+  (cd tests/embedding/rust && cargo build --quiet --release --locked --target-dir "$repo/$out/rust-target")
+  example_status=0
+  "$example" "$module" metadata > "$out/rust-example-metadata.json" || example_status=$?
+  # Its metadata() must be what the Node and Python hosts read (and a request must round-trip).
+  node "$node_dir/run-scenarios.mjs" --module "$module" --bench 1 --bench-request "$out/bench-request.json" > /dev/null \
+    || example_status=$?
+  "$example" "$module" reconcile "$out/bench-request.json" > "$out/rust-example-response.json" || example_status=$?
+  grep -q '"patches":\[{' "$out/rust-example-response.json" || example_status=1
+  check "the Rust example host loads the component and reconciles" "$example_status"
+fi
+
 if [[ -n "${CAPT_EMBEDDING_BENCH:-}" ]]; then
-  step "per-call latency of reconcile, ${CAPT_EMBEDDING_BENCH} calls per host"
-  node "$node_dir/run-scenarios.mjs" --module "$module" --bench "$CAPT_EMBEDDING_BENCH" | tee "$out/bench-node.txt"
-  "$venv/bin/python" "$py_dir/run_scenarios.py" --module "$module" --bench "$CAPT_EMBEDDING_BENCH" | tee "$out/bench-python.txt"
+  n="$CAPT_EMBEDDING_BENCH"
+  step "per-call latency of reconcile, $n calls per host, on the same request"
+  node "$node_dir/run-scenarios.mjs" --module "$module" --bench "$n" --bench-request "$out/bench-request.json" \
+    | tee "$out/bench-node.txt"
+  "$venv/bin/python" "$py_dir/run_scenarios.py" --module "$module" --bench "$n" --bench-request "$out/bench-request-python.json" \
+    | tee "$out/bench-python.txt"
+  cmp -s "$out/bench-request.json" "$out/bench-request-python.json" \
+    || echo "    (warning: the Node and Python benchmark requests differ)"
+  "$example" "$module" bench "$out/bench-request.json" "$n" | tee "$out/bench-rust.txt"
 fi
 
 echo "embedding: $passed passed, $failed failed"

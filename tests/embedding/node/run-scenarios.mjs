@@ -4,11 +4,11 @@
 // `FAIL`), the failures of a failed one, then `N passed, M failed`. Exits 1 if any failed.
 //
 //   node run-scenarios.mjs [--module FILE] [--patch-stream FILE] [--log-level LEVEL] [-v] PATH...
-//   node run-scenarios.mjs [--module FILE] --bench N [--bench-scenario FILE]
+//   node run-scenarios.mjs [--module FILE] --bench N [--bench-scenario FILE] [--bench-request FILE]
 //
 // See docs/embedding.md.
 
-import { closeSync, openSync, readFileSync, writeSync } from 'node:fs';
+import { closeSync, openSync, readFileSync, writeFileSync, writeSync } from 'node:fs';
 import { createRequire } from 'node:module';
 import { dirname, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -40,6 +40,7 @@ options:
   -v, --verbose          also print what every reconcile produced
   --bench N              time N reconcile calls of one realistic request and print the median
   --bench-scenario FILE  the scenario the benchmark request comes from (default: the happy path)
+  --bench-request FILE   also write the benchmark request as JSON (for other hosts' benchmarks)
   -h, --help             this help`;
 
 function usage(message) {
@@ -67,6 +68,7 @@ async function main() {
         verbose: { type: 'boolean', short: 'v' },
         bench: { type: 'string' },
         'bench-scenario': { type: 'string' },
+        'bench-request': { type: 'string' },
         help: { type: 'boolean', short: 'h' },
       },
     });
@@ -93,7 +95,7 @@ async function main() {
   if (values.bench !== undefined) {
     const n = Number(values.bench);
     if (!Number.isInteger(n) || n < 1) usage('--bench takes a positive number of calls');
-    return bench(policy, n, values['bench-scenario'] ?? DEFAULT_BENCH_SCENARIO);
+    return bench(policy, n, values['bench-scenario'] ?? DEFAULT_BENCH_SCENARIO, values['bench-request']);
   }
   if (positionals.length === 0) usage('give at least one scenario file or directory');
   return test(policy, positionals, values['patch-stream'], values.verbose ?? false);
@@ -156,7 +158,7 @@ function test(policy, paths, patchStream, verbose) {
 
 /** Times `n` calls of the largest request (by manifest bytes) that the scenario's reconciles
  * send in a final round: the same input in every host. */
-function bench(policy, n, scenarioPath) {
+function bench(policy, n, scenarioPath, requestFile) {
   const scenario = loadScenario(scenarioPath);
   let largest = null;
   let largestBytes = -1;
@@ -177,6 +179,7 @@ function bench(policy, n, scenarioPath) {
     process.stderr.write(`error: no reconcile of ${scenarioPath} completed\n`);
     return 2;
   }
+  if (requestFile !== undefined) writeFileSync(requestFile, `${requestJson(largest)}\n`);
   const time = (call) => {
     for (let i = 0; i < Math.min(50, n); i++) call(); // warm-up
     const samples = [];
@@ -203,6 +206,19 @@ function bench(policy, n, scenarioPath) {
       `bench: reconcile, one reused instance, n=${n}: ${fmt(reused)}\n`,
   );
   return 0;
+}
+
+/** A request as JSON: `{trigger, nowEpochMillis, objects: [{ref, manifest}], missing, settings}`
+ * (references `{apiVersion, kind, namespace, name}`; manifests and settings as JSON text). */
+function requestJson(request) {
+  const ref = (r) => ({ apiVersion: r.apiVersion, kind: r.kind, namespace: r.namespace ?? null, name: r.name });
+  return canonical({
+    trigger: ref(request.trigger),
+    nowEpochMillis: request.nowEpochMillis,
+    objects: request.objects.map((o) => ({ ref: ref(o.ref), manifest: o.manifest })),
+    missing: request.missing.map(ref),
+    settings: request.settings,
+  });
 }
 
 function jcoVersion() {

@@ -5,7 +5,7 @@ scenario (``ok`` or ``FAIL``), the failures of a failed one, then ``N passed, M 
 if any failed.
 
     python run_scenarios.py [--module FILE] [--patch-stream FILE] [--log-level LEVEL] [-v] PATH...
-    python run_scenarios.py [--module FILE] --bench N [--bench-scenario FILE]
+    python run_scenarios.py [--module FILE] --bench N [--bench-scenario FILE] [--bench-request FILE]
 
 See docs/embedding.md.
 """
@@ -56,6 +56,7 @@ def _arguments(argv: Optional[list[str]]) -> argparse.Namespace:
     parser.add_argument("-v", "--verbose", action="store_true", help="also print what every reconcile produced")
     parser.add_argument("--bench", type=int, metavar="N", help="time N reconcile calls of one realistic request and print the median")
     parser.add_argument("--bench-scenario", default=str(DEFAULT_BENCH_SCENARIO), metavar="FILE", help="the scenario the benchmark request comes from")
+    parser.add_argument("--bench-request", metavar="FILE", help="also write the benchmark request as JSON (for other hosts' benchmarks)")
     args = parser.parse_args(argv)
     if args.bench is None and not args.paths:
         parser.error("give at least one scenario file or directory")
@@ -73,7 +74,7 @@ def main(argv: Optional[list[str]] = None) -> int:
         print(f"error: could not load the policy {args.module}: {e}", file=sys.stderr)
         return 2
     if args.bench is not None:
-        return bench(policy, args.bench, args.bench_scenario)
+        return bench(policy, args.bench, args.bench_scenario, args.bench_request)
     return test(policy, args.paths, args.patch_stream, args.verbose)
 
 
@@ -120,7 +121,7 @@ def test(policy: WasmPolicy, paths: list[str], patch_stream: Optional[str], verb
     return 0 if failed == 0 else 1
 
 
-def bench(policy: WasmPolicy, n: int, scenario_path: str) -> int:
+def bench(policy: WasmPolicy, n: int, scenario_path: str, request_file: Optional[str] = None) -> int:
     """Times ``n`` calls of the largest request (by manifest bytes) that the scenario's
     reconciles send in a final round: the same input in every host."""
     scenario = load_scenario(scenario_path)
@@ -143,6 +144,10 @@ def bench(policy: WasmPolicy, n: int, scenario_path: str) -> int:
     if not largest:
         print(f"error: no reconcile of {scenario_path} completed", file=sys.stderr)
         return 2
+
+    if request_file:
+        with open(request_file, "w", encoding="utf-8", newline="\n") as handle:
+            handle.write(request_json(largest) + "\n")
 
     def timed(call) -> dict:
         for _ in range(min(50, n)):  # warm-up
@@ -176,6 +181,25 @@ def bench(policy: WasmPolicy, n: int, scenario_path: str) -> int:
     print(f"bench: reconcile, fresh store and instance per call (as the runner does), n={n}: {fmt(fresh)}")
     print(f"bench: reconcile, one reused instance, n={n}: {fmt(reused)}")
     return 0
+
+
+def request_json(request: dict) -> str:
+    """A request as JSON: ``{trigger, nowEpochMillis, objects: [{ref, manifest}], missing,
+    settings}`` (references ``{apiVersion, kind, namespace, name}``; manifests and settings as
+    JSON text)."""
+
+    def ref(r) -> dict:
+        return {"apiVersion": r.api_version, "kind": r.kind, "namespace": r.namespace, "name": r.name}
+
+    return canonical(
+        {
+            "trigger": ref(request["trigger"]),
+            "nowEpochMillis": request["now_epoch_millis"],
+            "objects": [{"ref": ref(r), "manifest": manifest} for r, manifest in request["objects"]],
+            "missing": [ref(r) for r in request["missing"]],
+            "settings": request["settings"],
+        }
+    )
 
 
 if __name__ == "__main__":
