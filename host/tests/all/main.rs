@@ -2,9 +2,11 @@
 //!
 //! - `wasm`: loading and calling components, with the misbehaving guests of `guests`;
 //! - `cli`: the `capt-host` binary on the fixtures in `tests/fixtures/`;
-//! - `parity`: the embedded policy as wasm vs natively, over its scenario files.
+//! - `parity`: the embedded policy as wasm vs natively, over its scenario files;
+//! - `policy_files`: the files shipped with the default policy agree with the component.
 
 mod cli;
 mod guests;
 mod parity;
+mod policy_files;
 mod wasm;
