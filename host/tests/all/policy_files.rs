@@ -11,7 +11,8 @@ fn repo_file(path: &str) -> String {
 
 #[test]
 fn the_shipped_settings_file_equals_the_policy_defaults() {
-    let policy = WasmPolicy::load(&Engine::new(Limits::default()).unwrap(), DEFAULT_POLICY).unwrap();
+    let policy =
+        WasmPolicy::load(&Engine::new(Limits::default()).unwrap(), DEFAULT_POLICY).unwrap();
     let reported: serde_json::Value =
         serde_json::from_str(&policy.metadata().default_settings).unwrap();
     let shipped: serde_json::Value =
