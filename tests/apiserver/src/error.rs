@@ -196,6 +196,43 @@ impl ApiError {
         .with_details(group, plural, name)
     }
 
+    /// 409 Conflict of a server-side apply: `(manager, field)` pairs owned by other managers.
+    pub fn apply_conflicts(
+        group: &str,
+        plural: &str,
+        name: &str,
+        api_version: &str,
+        conflicts: &[(String, String)],
+    ) -> Self {
+        let listed: Vec<String> = conflicts
+            .iter()
+            .map(|(manager, field)| {
+                format!("conflict with \"{manager}\" using {api_version}: {field}")
+            })
+            .collect();
+        let n = conflicts.len();
+        let mut err = Self::new(
+            409,
+            Reason::Conflict,
+            format!(
+                "Apply failed with {n} conflict{}: {}",
+                if n == 1 { "" } else { "s" },
+                listed.join("\n")
+            ),
+        )
+        .with_details(group, plural, name);
+        if let Some(details) = err.details.as_mut() {
+            for (manager, field) in conflicts {
+                details.causes.push((
+                    "FieldManagerConflict".to_string(),
+                    format!("conflict with \"{manager}\" using {api_version}"),
+                    field.clone(),
+                ));
+            }
+        }
+        err
+    }
+
     /// 422 Invalid with one field cause.
     pub fn invalid(group: &str, kind: &str, name: &str, field: &str, detail: &str) -> Self {
         let mut err = Self::new(

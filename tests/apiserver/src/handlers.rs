@@ -12,7 +12,7 @@ use axum::response::{IntoResponse, Response};
 use serde_json::{Value, json};
 
 use crate::error::ApiError;
-use crate::ops::{DeleteOptions, Deleted, ListOptions};
+use crate::ops::{DeleteOptions, Deleted, ListOptions, Write};
 use crate::patch::{PatchType, parse_body};
 use crate::registry::ResourceKind;
 use crate::selectors::{FieldSelector, LabelSelector, Selectors};
@@ -191,6 +191,22 @@ fn delete_options(
     Ok(opts)
 }
 
+/// The field manager of a write: `fieldManager`, else the User-Agent's first word (as the
+/// real server defaults it), else `unknown`.
+fn field_manager(params: &HashMap<String, String>, headers: &HeaderMap) -> String {
+    if let Some(manager) = params.get("fieldManager").filter(|m| !m.is_empty()) {
+        return manager.clone();
+    }
+    headers
+        .get(header::USER_AGENT)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|ua| ua.split('/').next())
+        .map(str::trim)
+        .filter(|m| !m.is_empty())
+        .unwrap_or("unknown")
+        .to_string()
+}
+
 fn shape(value: Value, metadata_only: bool) -> Value {
     if !metadata_only || value.get("kind").and_then(Value::as_str) == Some("Status") {
         return value;
@@ -318,7 +334,11 @@ async fn resource(
         return Err(err);
     }
     let metadata_only = wants_metadata_only(headers);
-    let dry_run = params.get("dryRun").is_some_and(|d| d == "All");
+    let write = Write {
+        dry_run: params.get("dryRun").is_some_and(|d| d == "All"),
+        manager: field_manager(params, headers),
+        force: params.get("force").is_some_and(|f| f == "true"),
+    };
     let ns = target.namespace.clone().unwrap_or_default();
     let kind = &target.kind;
     let name = target.name.clone().unwrap_or_default();
@@ -395,14 +415,14 @@ async fn resource(
         }
         Verb::Create => {
             let obj = parse_object_body(headers, body)?;
-            let created = shared.lock().create(kind, &ns, obj, dry_run)?;
+            let created = shared.lock().create(kind, &ns, obj, &write)?;
             ok(StatusCode::CREATED, created)
         }
         Verb::Update => {
             let obj = parse_object_body(headers, body)?;
             let updated = shared
                 .lock()
-                .update(kind, &ns, &name, obj, status_only, dry_run)?;
+                .update(kind, &ns, &name, obj, status_only, &write)?;
             ok(StatusCode::OK, updated)
         }
         Verb::Patch => {
@@ -414,7 +434,18 @@ async fn resource(
                      application/apply-patch+yaml, application/strategic-merge-patch+json"
                 ))
             })?;
-            if params.get("force").is_some_and(|f| f == "true") && patch_type != PatchType::Apply {
+            if patch_type == PatchType::Apply
+                && params.get("fieldManager").is_none_or(|m| m.is_empty())
+            {
+                return Err(ApiError::invalid(
+                    "meta.k8s.io",
+                    "PatchOptions",
+                    "",
+                    "fieldManager",
+                    "Required value: is required for apply patch",
+                ));
+            }
+            if write.force && patch_type != PatchType::Apply {
                 return Err(ApiError::bad_request(
                     "force may not be specified for non-apply patch",
                 ));
@@ -422,7 +453,7 @@ async fn resource(
             let (obj, created) =
                 shared
                     .lock()
-                    .patch(kind, &ns, &name, patch_type, body, status_only, dry_run)?;
+                    .patch(kind, &ns, &name, patch_type, body, status_only, &write)?;
             let code = if created {
                 StatusCode::CREATED
             } else {

@@ -31,6 +31,7 @@
 mod builtin;
 pub mod error;
 pub mod faults;
+mod fields;
 mod handlers;
 mod ops;
 pub mod patch;

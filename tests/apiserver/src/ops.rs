@@ -3,7 +3,7 @@
 //! preconditions, generation, finalizers, garbage collection, namespace lifecycle and
 //! CustomResourceDefinition registration.
 
-use std::collections::VecDeque;
+use std::collections::{HashMap, VecDeque};
 use std::sync::Arc;
 
 use serde::{Deserialize, Serialize};
@@ -11,6 +11,7 @@ use serde_json::{Map, Value, json};
 
 use crate::builtin::{crd_status, default_on_create, default_on_update, to_served, to_storage};
 use crate::error::{ApiError, Reason, qualified};
+use crate::fields::{ManagedFields, display};
 use crate::patch::{PatchType, apply_patch};
 use crate::registry::{Behavior, Registry, ResourceKind, StorageKey, kinds_from_crd};
 use crate::selectors::Selectors;
@@ -37,6 +38,58 @@ pub(crate) struct DeleteOptions {
     pub orphan: bool,
     pub precondition_rv: Option<String>,
     pub precondition_uid: Option<String>,
+}
+
+/// Who writes and how: the `dryRun`, `fieldManager` and `force` parameters of a write.
+#[derive(Clone, Debug)]
+pub(crate) struct Write {
+    pub dry_run: bool,
+    pub manager: String,
+    pub force: bool,
+}
+
+impl Default for Write {
+    fn default() -> Self {
+        Self {
+            dry_run: false,
+            manager: "unknown".to_string(),
+            force: false,
+        }
+    }
+}
+
+impl Write {
+    /// A dry-run write.
+    #[cfg(test)]
+    pub(crate) fn dry() -> Self {
+        Self {
+            dry_run: true,
+            ..Self::default()
+        }
+    }
+
+    /// A write by `manager`.
+    #[cfg(test)]
+    pub(crate) fn by(manager: &str) -> Self {
+        Self {
+            manager: manager.to_string(),
+            ..Self::default()
+        }
+    }
+}
+
+/// The fields a write may touch: `status` only for the status subresource, everything but
+/// `status` for the main resource of a kind with a status subresource, else everything.
+fn in_scope(kind: &ResourceKind, status_only: bool) -> impl Fn(&[String]) -> bool + use<> {
+    let has_status = kind.status_subresource;
+    move |path: &[String]| {
+        let is_status = path.first().is_some_and(|s| s == "status");
+        if status_only {
+            is_status
+        } else {
+            !has_status || !is_status
+        }
+    }
 }
 
 /// The outcome of a delete.
@@ -77,6 +130,8 @@ pub(crate) struct State {
     pub registry: Registry,
     pub store: Store,
     pub enforce_namespaces: bool,
+    /// Field ownership (server-side apply) per stored object.
+    fields: HashMap<(StorageKey, String, String), ManagedFields>,
 }
 
 fn namespaces_key() -> StorageKey {
@@ -169,6 +224,7 @@ impl State {
             registry,
             store: Store::new(history),
             enforce_namespaces,
+            fields: HashMap::new(),
         };
         let ns_kind = state
             .registry
@@ -176,7 +232,12 @@ impl State {
             .cloned()
             .ok_or_else(ApiError::resource_not_found)?;
         for ns in namespaces {
-            state.create(&ns_kind, "", json!({"metadata": {"name": ns}}), false)?;
+            state.create(
+                &ns_kind,
+                "",
+                json!({"metadata": {"name": ns}}),
+                &Write::default(),
+            )?;
         }
         Ok(state)
     }
@@ -334,7 +395,7 @@ impl State {
         kind: &ResourceKind,
         ns: &str,
         body: Value,
-        dry_run: bool,
+        w: &Write,
     ) -> Result<Value, ApiError> {
         Self::check_type(kind, &body)?;
         Self::check_body_namespace(kind, &body, ns)?;
@@ -431,10 +492,14 @@ impl State {
         if self.store.get(&kind.storage, ns, &name).is_some() {
             return Err(ApiError::already_exists(&kind.group, &kind.plural, &name));
         }
-        if dry_run {
+        if w.dry_run {
             return Ok(to_served(kind, &obj));
         }
         let stored = self.store.put(&kind.storage, obj);
+        let mut fields = ManagedFields::default();
+        fields.record_update(&w.manager, None, &stored);
+        self.fields
+            .insert((kind.storage.clone(), ns.to_string(), name.clone()), fields);
         if let Some(kinds) = crd_kinds {
             for k in kinds {
                 self.registry.register(k);
@@ -521,22 +586,33 @@ impl State {
         Ok(new)
     }
 
-    /// Commits an update prepared by [`Self::prepare_update`]; a no-op write changes nothing.
+    /// Commits an update prepared by [`Self::prepare_update`]; a no-op write changes nothing
+    /// (but an apply still records its field ownership). `applied` is the applied
+    /// configuration (storage form) of a server-side apply.
     fn commit_update(
         &mut self,
         kind: &ResourceKind,
         old: &Arc<Value>,
         new: Value,
-        dry_run: bool,
+        w: &Write,
+        applied: Option<(&Value, bool)>,
     ) -> Result<Value, ApiError> {
-        if change_view(old) == change_view(&new) {
-            return Ok(to_served(kind, old));
-        }
-        if dry_run {
+        if w.dry_run {
             return Ok(to_served(kind, &new));
         }
         let ns = meta_str(old, "namespace").unwrap_or_default().to_string();
         let name = meta_str(old, "name").unwrap_or_default().to_string();
+        let key = (kind.storage.clone(), ns.clone(), name.clone());
+        let fields = self.fields.entry(key).or_default();
+        match applied {
+            Some((config, status_only)) => {
+                fields.record_apply(&w.manager, Some(old), config, in_scope(kind, status_only));
+            }
+            None => fields.record_update(&w.manager, Some(old), &new),
+        }
+        if change_view(old) == change_view(&new) {
+            return Ok(to_served(kind, old));
+        }
         if is_deleting(&new)
             && finalizers(&new).is_empty()
             && !(kind.behavior == Behavior::Namespace && self.namespace_has_content(&name))
@@ -598,7 +674,7 @@ impl State {
         name: &str,
         body: Value,
         status_only: bool,
-        dry_run: bool,
+        w: &Write,
     ) -> Result<Value, ApiError> {
         Self::check_type(kind, &body)?;
         Self::check_name(&body, name)?;
@@ -606,7 +682,7 @@ impl State {
         let old = self.stored(kind, ns, name)?;
         Self::check_rv(kind, name, &body, &old)?;
         let new = Self::prepare_update(kind, &old, to_storage(kind, &body), status_only)?;
-        self.commit_update(kind, &old, new, dry_run)
+        self.commit_update(kind, &old, new, w, None)
     }
 
     /// PATCH of an object or of its status; returns the object and whether it was created
@@ -620,7 +696,7 @@ impl State {
         patch_type: PatchType,
         body: &[u8],
         status_only: bool,
-        dry_run: bool,
+        w: &Write,
     ) -> Result<(Value, bool), ApiError> {
         if patch_type == PatchType::Strategic && !kind.strategic_merge {
             return Err(ApiError::unsupported_media_type(format!(
@@ -631,6 +707,7 @@ impl State {
                 qualified(&kind.group, &kind.plural)
             )));
         }
+        let mut applied_config = None;
         if patch_type == PatchType::Apply {
             let applied = crate::patch::parse_body(body, true)?;
             if applied.get("apiVersion").and_then(Value::as_str).is_none()
@@ -664,8 +741,23 @@ impl State {
                 if let Some(Value::Object(meta)) = obj.get_mut("metadata") {
                     meta.remove("resourceVersion");
                 }
-                return Ok((self.create(kind, ns, obj, dry_run)?, true));
+                let created = self.create(kind, ns, obj, w)?;
+                if !w.dry_run {
+                    let mut fields = ManagedFields::default();
+                    fields.record_apply(
+                        &w.manager,
+                        None,
+                        &to_storage(kind, &applied),
+                        in_scope(kind, false),
+                    );
+                    self.fields.insert(
+                        (kind.storage.clone(), ns.to_string(), name.to_string()),
+                        fields,
+                    );
+                }
+                return Ok((created, true));
             }
+            applied_config = Some(to_storage(kind, &applied));
         }
         let old = self.stored(kind, ns, name)?;
         let served = to_served(kind, &old);
@@ -679,7 +771,31 @@ impl State {
         }
         Self::check_body_namespace(kind, &patched, ns)?;
         let new = Self::prepare_update(kind, &old, to_storage(kind, &patched), status_only)?;
-        Ok((self.commit_update(kind, &old, new, dry_run)?, false))
+        if let Some(config) = &applied_config
+            && !w.force
+        {
+            let key = (kind.storage.clone(), ns.to_string(), name.to_string());
+            let conflicts = self
+                .fields
+                .get(&key)
+                .map(|f| f.conflicts(&w.manager, &old, config, in_scope(kind, status_only)))
+                .unwrap_or_default();
+            if !conflicts.is_empty() {
+                let conflicts: Vec<(String, String)> = conflicts
+                    .into_iter()
+                    .map(|(manager, path)| (manager, display(&path)))
+                    .collect();
+                return Err(ApiError::apply_conflicts(
+                    &kind.group,
+                    &kind.plural,
+                    name,
+                    &kind.api_version(),
+                    &conflicts,
+                ));
+            }
+        }
+        let applied = applied_config.as_ref().map(|c| (c, status_only));
+        Ok((self.commit_update(kind, &old, new, w, applied)?, false))
     }
 
     fn namespace_has_content(&self, ns: &str) -> bool {
@@ -864,6 +980,8 @@ impl State {
             let Some(removed) = self.store.remove(&storage, &ns, &name, last) else {
                 continue;
             };
+            self.fields
+                .remove(&(storage.clone(), ns.clone(), name.clone()));
             if first_removed.is_none() {
                 first_removed = Some(removed.clone());
             }
@@ -975,9 +1093,7 @@ mod tests {
             .create(
                 &w,
                 "default",
-                json!({"metadata": {"name": "a", "uid": "x"}, "spec": {"n": 1}, "status": {"ok": true}}),
-                false,
-            )
+                json!({"metadata": {"name": "a", "uid": "x"}, "spec": {"n": 1}, "status": {"ok": true}}), &Write::default())
             .unwrap();
         assert_eq!(obj["apiVersion"], "example.com/v1");
         assert_eq!(obj["kind"], "Widget");
@@ -986,15 +1102,25 @@ mod tests {
         assert_ne!(obj["metadata"]["uid"], "x");
         assert!(obj.get("status").is_none());
         let err = s
-            .create(&w, "default", json!({"metadata": {"name": "a"}}), false)
+            .create(
+                &w,
+                "default",
+                json!({"metadata": {"name": "a"}}),
+                &Write::default(),
+            )
             .unwrap_err();
         assert_eq!(err.reason, Reason::AlreadyExists);
         let err = s
-            .create(&w, "default", json!({"metadata": {}}), false)
+            .create(&w, "default", json!({"metadata": {}}), &Write::default())
             .unwrap_err();
         assert_eq!(err.code, 422);
         let err = s
-            .create(&w, "missing", json!({"metadata": {"name": "b"}}), false)
+            .create(
+                &w,
+                "missing",
+                json!({"metadata": {"name": "b"}}),
+                &Write::default(),
+            )
             .unwrap_err();
         assert_eq!(err.code, 404);
         let gen_named = s
@@ -1002,7 +1128,7 @@ mod tests {
                 &w,
                 "default",
                 json!({"metadata": {"generateName": "w-"}}),
-                false,
+                &Write::default(),
             )
             .unwrap();
         assert!(
@@ -1018,8 +1144,13 @@ mod tests {
         let mut s = state();
         let w = widget(&s);
         let rv = s.store.current_rv();
-        s.create(&w, "default", json!({"metadata": {"name": "a"}}), true)
-            .unwrap();
+        s.create(
+            &w,
+            "default",
+            json!({"metadata": {"name": "a"}}),
+            &Write::dry(),
+        )
+        .unwrap();
         assert_eq!(s.store.current_rv(), rv);
         assert!(s.get(&w, "default", "a").is_err());
     }
@@ -1032,7 +1163,7 @@ mod tests {
             &w,
             "default",
             json!({"metadata": {"name": "a"}, "spec": {"n": 1}}),
-            false,
+            &Write::default(),
         )
         .unwrap();
         let (obj, _) = s
@@ -1043,7 +1174,7 @@ mod tests {
                 PatchType::Merge,
                 br#"{"status": {"ok": true}}"#,
                 false,
-                false,
+                &Write::default(),
             )
             .unwrap();
         assert!(obj.get("status").is_none());
@@ -1055,7 +1186,7 @@ mod tests {
                 PatchType::Merge,
                 br#"{"status": {"ok": true}, "spec": {"n": 5}}"#,
                 true,
-                false,
+                &Write::default(),
             )
             .unwrap();
         assert_eq!(obj["status"]["ok"], true);
@@ -1069,7 +1200,7 @@ mod tests {
                 PatchType::Merge,
                 br#"{"spec": {"n": 2}}"#,
                 false,
-                false,
+                &Write::default(),
             )
             .unwrap();
         assert_eq!(obj["metadata"]["generation"], 2);
@@ -1082,7 +1213,7 @@ mod tests {
                 PatchType::Merge,
                 br#"{"metadata": {"labels": {"a": "b"}}}"#,
                 false,
-                false,
+                &Write::default(),
             )
             .unwrap();
         assert_eq!(obj["metadata"]["generation"], 2);
@@ -1097,7 +1228,7 @@ mod tests {
                 &w,
                 "default",
                 json!({"metadata": {"name": "a"}, "spec": {"n": 1}}),
-                false,
+                &Write::default(),
             )
             .unwrap();
         let (obj, _) = s
@@ -1108,7 +1239,7 @@ mod tests {
                 PatchType::Merge,
                 br#"{"spec": {"n": 1}}"#,
                 false,
-                false,
+                &Write::default(),
             )
             .unwrap();
         assert_eq!(
@@ -1126,7 +1257,7 @@ mod tests {
                 &w,
                 "default",
                 json!({"metadata": {"name": "a"}, "spec": {"n": 1}}),
-                false,
+                &Write::default(),
             )
             .unwrap();
         s.patch(
@@ -1136,11 +1267,18 @@ mod tests {
             PatchType::Merge,
             br#"{"spec": {"n": 2}}"#,
             false,
-            false,
+            &Write::default(),
         )
         .unwrap();
         let err = s
-            .update(&w, "default", "a", created.clone(), false, false)
+            .update(
+                &w,
+                "default",
+                "a",
+                created.clone(),
+                false,
+                &Write::default(),
+            )
             .unwrap_err();
         assert_eq!(err.reason, Reason::Conflict);
         let body = format!(
@@ -1155,7 +1293,7 @@ mod tests {
                 PatchType::Merge,
                 body.as_bytes(),
                 false,
-                false,
+                &Write::default(),
             )
             .unwrap_err();
         assert_eq!(err.code, 409);
@@ -1169,7 +1307,7 @@ mod tests {
             &w,
             "default",
             json!({"metadata": {"name": "a", "finalizers": ["x/y"]}}),
-            false,
+            &Write::default(),
         )
         .unwrap();
         let Deleted::Pending(obj) = s
@@ -1187,7 +1325,7 @@ mod tests {
                 PatchType::Merge,
                 br#"{"metadata": {"finalizers": ["x/y", "z"]}}"#,
                 false,
-                false,
+                &Write::default(),
             )
             .unwrap_err();
         assert_eq!(err.code, 422);
@@ -1198,7 +1336,7 @@ mod tests {
             PatchType::Merge,
             br#"{"metadata": {"finalizers": null}}"#,
             false,
-            false,
+            &Write::default(),
         )
         .unwrap();
         assert!(s.get(&w, "default", "a").is_err());
@@ -1210,15 +1348,18 @@ mod tests {
         let w = widget(&s);
         let cm = kind(&s, "", "configmaps");
         let owner = s
-            .create(&w, "default", json!({"metadata": {"name": "o"}}), false)
+            .create(
+                &w,
+                "default",
+                json!({"metadata": {"name": "o"}}),
+                &Write::default(),
+            )
             .unwrap();
         let uid = owner["metadata"]["uid"].clone();
         s.create(
             &cm,
             "default",
-            json!({"metadata": {"name": "dep", "ownerReferences": [{"apiVersion": "example.com/v1", "kind": "Widget", "name": "o", "uid": uid}]}}),
-            false,
-        )
+            json!({"metadata": {"name": "dep", "ownerReferences": [{"apiVersion": "example.com/v1", "kind": "Widget", "name": "o", "uid": uid}]}}), &Write::default())
         .unwrap();
         s.delete(&w, "default", "o", &DeleteOptions::default())
             .unwrap();
@@ -1230,13 +1371,18 @@ mod tests {
         let mut s = state();
         let ns = kind(&s, "", "namespaces");
         let cm = kind(&s, "", "configmaps");
-        s.create(&ns, "", json!({"metadata": {"name": "t"}}), false)
-            .unwrap();
+        s.create(
+            &ns,
+            "",
+            json!({"metadata": {"name": "t"}}),
+            &Write::default(),
+        )
+        .unwrap();
         s.create(
             &cm,
             "t",
             json!({"metadata": {"name": "c", "finalizers": ["f"]}}),
-            false,
+            &Write::default(),
         )
         .unwrap();
         let Deleted::Pending(obj) = s.delete(&ns, "", "t", &DeleteOptions::default()).unwrap()
@@ -1245,7 +1391,12 @@ mod tests {
         };
         assert_eq!(obj["status"]["phase"], "Terminating");
         let err = s
-            .create(&cm, "t", json!({"metadata": {"name": "d"}}), false)
+            .create(
+                &cm,
+                "t",
+                json!({"metadata": {"name": "d"}}),
+                &Write::default(),
+            )
             .unwrap_err();
         assert_eq!(err.code, 403);
         s.patch(
@@ -1255,7 +1406,7 @@ mod tests {
             PatchType::Merge,
             br#"{"metadata": {"finalizers": []}}"#,
             false,
-            false,
+            &Write::default(),
         )
         .unwrap();
         assert!(s.get(&ns, "", "t").is_err());
@@ -1270,7 +1421,7 @@ mod tests {
                 &cm,
                 "default",
                 json!({"metadata": {"name": format!("c{i}")}}),
-                false,
+                &Write::default(),
             )
             .unwrap();
         }
@@ -1306,12 +1457,17 @@ mod tests {
                 "names": {"plural": "gadgets", "kind": "Gadget"},
                 "versions": [{"name": "v1", "served": true, "storage": true}]}
         });
-        let created = s.create(&crd_kind, "", crd, false).unwrap();
+        let created = s.create(&crd_kind, "", crd, &Write::default()).unwrap();
         assert_eq!(created["status"]["conditions"][1]["type"], "Established");
         let gadget = kind(&s, "example.org", "gadgets");
         assert!(!gadget.namespaced);
-        s.create(&gadget, "", json!({"metadata": {"name": "g"}}), false)
-            .unwrap();
+        s.create(
+            &gadget,
+            "",
+            json!({"metadata": {"name": "g"}}),
+            &Write::default(),
+        )
+        .unwrap();
         s.delete(
             &crd_kind,
             "",
@@ -1321,6 +1477,66 @@ mod tests {
         .unwrap();
         assert!(s.registry.find("example.org", "v1", "gadgets").is_none());
         assert!(s.store.get(&gadget.storage, "", "g").is_none());
+    }
+
+    #[test]
+    fn apply_conflicts_with_other_managers_unless_forced() {
+        let mut s = state();
+        let w = widget(&s);
+        let apply = |size: i64| {
+            format!("apiVersion: example.com/v1\nkind: Widget\nspec:\n  size: {size}\n")
+        };
+        let patch = |s: &mut State, body: String, write: Write| {
+            s.patch(
+                &w,
+                "default",
+                "a",
+                PatchType::Apply,
+                body.as_bytes(),
+                false,
+                &write,
+            )
+        };
+        patch(&mut s, apply(1), Write::by("a")).unwrap();
+        // The same value from another manager shares the field.
+        patch(&mut s, apply(1), Write::by("b")).unwrap();
+        let err = patch(&mut s, apply(2), Write::by("b")).unwrap_err();
+        assert_eq!(err.code, 409);
+        assert!(
+            err.message.contains("conflict with \"a\""),
+            "{}",
+            err.message
+        );
+        assert!(err.message.contains(".spec.size"), "{}", err.message);
+        let forced = Write {
+            force: true,
+            ..Write::by("b")
+        };
+        patch(&mut s, apply(2), forced).unwrap();
+        let err = patch(&mut s, apply(3), Write::by("a")).unwrap_err();
+        assert_eq!(err.code, 409);
+        // A non-apply write takes the fields it changes.
+        s.patch(
+            &w,
+            "default",
+            "a",
+            PatchType::Merge,
+            br#"{"spec":{"size":4}}"#,
+            false,
+            &Write::by("c"),
+        )
+        .unwrap();
+        let err = patch(&mut s, apply(5), Write::by("b")).unwrap_err();
+        assert!(
+            err.message.contains("conflict with \"c\""),
+            "{}",
+            err.message
+        );
+        // Deleting the object forgets its managers.
+        s.delete(&w, "default", "a", &DeleteOptions::default())
+            .unwrap();
+        patch(&mut s, apply(6), Write::by("b")).unwrap();
+        patch(&mut s, apply(7), Write::by("b")).unwrap();
     }
 
     #[test]
@@ -1335,7 +1551,7 @@ mod tests {
                 PatchType::Apply,
                 b"apiVersion: example.com/v1\nkind: Widget\nspec:\n  n: 1\n",
                 false,
-                false,
+                &Write::default(),
             )
             .unwrap();
         assert!(created);
@@ -1348,7 +1564,7 @@ mod tests {
                 PatchType::Apply,
                 b"spec:\n  n: 1\n",
                 false,
-                false,
+                &Write::default(),
             )
             .unwrap_err();
         assert_eq!(err.code, 400);
@@ -1360,12 +1576,20 @@ mod tests {
                 PatchType::Strategic,
                 b"{}",
                 false,
-                false,
+                &Write::default(),
             )
             .unwrap_err();
         assert_eq!(err.code, 415);
         let err = s
-            .patch(&w, "default", "zz", PatchType::Merge, b"{}", false, false)
+            .patch(
+                &w,
+                "default",
+                "zz",
+                PatchType::Merge,
+                b"{}",
+                false,
+                &Write::default(),
+            )
             .unwrap_err();
         assert_eq!(err.code, 404);
     }

@@ -573,3 +573,53 @@ async fn builtin_behaviour_secrets_namespaces_and_garbage_collection() -> TestRe
     assert_eq!(api_status(team.get("content").await).code, 404);
     Ok(())
 }
+
+#[tokio::test]
+async fn server_side_apply_conflicts_between_field_managers() -> TestResult {
+    let (_server, widgets) = widget_server().await;
+    let config = |size: i32| {
+        json!({
+            "apiVersion": "example.test/v1",
+            "kind": "Widget",
+            "spec": {"size": size}
+        })
+    };
+    widgets
+        .patch("w", &PatchParams::apply("first"), &Patch::Apply(config(1)))
+        .await?;
+    // Applying the same value shares the field; changing it conflicts.
+    widgets
+        .patch("w", &PatchParams::apply("second"), &Patch::Apply(config(1)))
+        .await?;
+    let status = api_status(
+        widgets
+            .patch("w", &PatchParams::apply("second"), &Patch::Apply(config(2)))
+            .await,
+    );
+    assert_eq!((status.code, status.reason.as_str()), (409, "Conflict"));
+    assert!(
+        status.message.contains("conflict with \"first\""),
+        "{}",
+        status.message
+    );
+    assert_eq!(
+        status.details.as_ref().map(|d| d.causes[0].field.as_str()),
+        Some(".spec.size")
+    );
+    // Forcing takes the field over.
+    let forced = widgets
+        .patch(
+            "w",
+            &PatchParams::apply("second").force(),
+            &Patch::Apply(config(2)),
+        )
+        .await?;
+    assert_eq!(forced.spec.size, 2);
+    let status = api_status(
+        widgets
+            .patch("w", &PatchParams::apply("first"), &Patch::Apply(config(3)))
+            .await,
+    );
+    assert_eq!(status.code, 409);
+    Ok(())
+}
