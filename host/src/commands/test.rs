@@ -22,6 +22,10 @@ pub struct Test {
     /// Also print what every reconcile produced.
     #[arg(long, short)]
     verbose: bool,
+    /// Write every final reconcile as one JSON line to FILE (the patch stream of
+    /// docs/embedding.md), to compare this host with others.
+    #[arg(long, value_name = "FILE")]
+    patch_stream: Option<PathBuf>,
 }
 
 impl Test {
@@ -31,12 +35,21 @@ impl Test {
             paths,
             module,
             verbose,
+            patch_stream,
         } = self;
         let policy = module.load()?;
         let files = scenario::files(&paths)?;
         if files.is_empty() {
             tracing::warn!("no scenario files (*.yaml, *.yml) under the given paths");
         }
+        let mut stream = match &patch_stream {
+            Some(path) => Some(std::io::BufWriter::new(
+                std::fs::File::create(path).map_err(|e| {
+                    anyhow::anyhow!("cannot create the patch stream {}: {e}", path.display())
+                })?,
+            )),
+            None => None,
+        };
         let mut out = std::io::stdout().lock();
         let (mut passed, mut failed) = (0, 0);
         for file in &files {
@@ -50,6 +63,12 @@ impl Test {
                     continue;
                 }
             };
+            if let Some(stream) = &mut stream {
+                let relative = relative_name(&paths, file);
+                for record in &outcome.records {
+                    writeln!(stream, "{}", scenario::stream::line(&relative, record))?;
+                }
+            }
             if outcome.passed() {
                 passed += 1;
                 writeln!(out, "ok   {path}: {}", outcome.name)?;
@@ -62,6 +81,9 @@ impl Test {
                 report_records(&mut out, &outcome)?;
             }
         }
+        if let Some(mut stream) = stream {
+            stream.flush()?;
+        }
         writeln!(out, "{passed} passed, {failed} failed")?;
         Ok(if failed == 0 {
             ExitCode::SUCCESS
@@ -69,6 +91,22 @@ impl Test {
             ExitCode::from(1)
         })
     }
+}
+
+/// `file` relative to the directory it was found under (`/`-separated); a file given directly
+/// is named by its file name.
+fn relative_name(roots: &[PathBuf], file: &std::path::Path) -> String {
+    let relative = roots
+        .iter()
+        .filter(|root| root.is_dir())
+        .find_map(|root| file.strip_prefix(root).ok())
+        .or_else(|| file.file_name().map(std::path::Path::new))
+        .unwrap_or(file);
+    let parts: Vec<_> = relative
+        .components()
+        .map(|c| c.as_os_str().to_string_lossy())
+        .collect();
+    parts.join("/")
 }
 
 fn report_failures(out: &mut impl std::io::Write, outcome: &Outcome) -> std::io::Result<()> {

@@ -6,6 +6,7 @@ pub mod duration;
 pub mod format;
 pub mod matching;
 pub mod runner;
+pub mod stream;
 
 use std::path::{Path, PathBuf};
 

@@ -95,6 +95,44 @@ fn test_exits_zero_when_everything_passes_and_verbose_shows_reconciles() {
 }
 
 #[test]
+fn test_writes_one_patch_stream_line_per_reconcile_named_relative_to_the_directory() {
+    let stream = Path::new(env!("CARGO_TARGET_TMPDIR")).join("cli-patch-stream.jsonl");
+    let dir = fixture("scenarios");
+    let output = capt_host(&[
+        "test",
+        &dir,
+        "--patch-stream",
+        &stream.display().to_string(),
+    ]);
+    assert_eq!(output.status.code(), Some(1), "{}", stderr(&output));
+    let lines: Vec<Value> = std::fs::read_to_string(&stream)
+        .unwrap()
+        .lines()
+        .map(|l| serde_json::from_str(l).expect("each line is JSON"))
+        .collect();
+    assert!(!lines.is_empty());
+    let files: std::collections::BTreeSet<&str> =
+        lines.iter().map(|l| l["file"].as_str().unwrap()).collect();
+    assert!(files.contains("passes.yaml"), "{files:?}");
+    assert!(
+        !files.contains("malformed.yaml"),
+        "an invalid scenario writes nothing"
+    );
+    for l in &lines {
+        for key in [
+            "step",
+            "trigger",
+            "patches",
+            "events",
+            "requeueAfterMillis",
+            "error",
+        ] {
+            assert!(l.get(key).is_some(), "{key} missing in {l}");
+        }
+    }
+}
+
+#[test]
 fn test_of_a_missing_path_is_a_usage_error() {
     let output = capt_host(&["test", "/nonexistent/scenarios"]);
     assert_eq!(output.status.code(), Some(2));
