@@ -326,10 +326,14 @@ async fn resource(
     if !latency.is_zero() {
         tokio::time::sleep(latency).await;
     }
-    if let Some(err) = shared
-        .faults
-        .check(&key, target.name.as_deref().unwrap_or_default())
-    {
+    // The object a fault names: from the URL, or from the body of a create.
+    let fault_name = target.name.clone().unwrap_or_else(|| {
+        serde_json::from_slice::<Value>(body)
+            .ok()
+            .and_then(|b| Some(b.get("metadata")?.get("name")?.as_str()?.to_string()))
+            .unwrap_or_default()
+    });
+    if let Some(err) = shared.faults.check(&key, &fault_name) {
         tracing::debug!(?key, code = err.code, "injected fault");
         return Err(err);
     }
