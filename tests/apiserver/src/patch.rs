@@ -1,7 +1,8 @@
 //! The four patch types the API server accepts, applied to JSON objects.
 //!
 //! * `application/merge-patch+json`: RFC 7396 JSON merge patch.
-//! * `application/json-patch+json`: RFC 6902 JSON patch (all or nothing).
+//! * `application/json-patch+json`: RFC 6902 JSON patch (all or nothing); like the real
+//!   server, a `test` for `null` at a missing path succeeds.
 //! * `application/strategic-merge-patch+json`: approximated by a merge patch after dropping
 //!   the `$patch`/`$retainKeys`/`$setElementOrder`/`$deleteFromPrimitiveList` directives;
 //!   lists are replaced rather than merged by key.
@@ -109,13 +110,23 @@ pub fn apply_patch(kind: PatchType, target: &Value, body: &[u8]) -> Result<Value
             let patch: json_patch::Patch = serde_json::from_slice(body).map_err(|e| {
                 ApiError::bad_request(format!("the JSON patch could not be decoded: {e}"))
             })?;
-            json_patch::patch(&mut doc, &patch.0).map_err(|e| {
-                ApiError::new(
-                    422,
-                    crate::error::Reason::Invalid,
-                    format!("the JSON patch could not be applied: {e}"),
-                )
-            })?;
+            for op in &patch.0 {
+                // Like the real server (evanphx/json-patch), testing a missing path for null
+                // succeeds: kube's finalizer helper relies on it.
+                if let json_patch::PatchOperation::Test(test) = op
+                    && test.value.is_null()
+                    && doc.pointer(test.path.as_str()).is_none()
+                {
+                    continue;
+                }
+                json_patch::patch(&mut doc, std::slice::from_ref(op)).map_err(|e| {
+                    ApiError::new(
+                        422,
+                        crate::error::Reason::Invalid,
+                        format!("the JSON patch could not be applied: {e}"),
+                    )
+                })?;
+            }
         }
     }
     if !doc.is_object() {
@@ -176,6 +187,26 @@ mod tests {
             PatchType::Json,
             &target,
             br#"[{"op":"test","path":"/a","value":2}]"#,
+        )
+        .unwrap_err();
+        assert_eq!(err.code, 422);
+    }
+
+    #[test]
+    fn testing_a_missing_path_for_null_succeeds() {
+        let target = json!({"metadata": {"name": "a"}});
+        let out = apply_patch(
+            PatchType::Json,
+            &target,
+            br#"[{"op":"test","path":"/metadata/finalizers","value":null},
+                 {"op":"add","path":"/metadata/finalizers","value":["f"]}]"#,
+        )
+        .unwrap();
+        assert_eq!(out["metadata"]["finalizers"], json!(["f"]));
+        let err = apply_patch(
+            PatchType::Json,
+            &out,
+            br#"[{"op":"test","path":"/metadata/finalizers","value":null}]"#,
         )
         .unwrap_err();
         assert_eq!(err.code, 422);

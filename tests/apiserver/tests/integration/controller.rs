@@ -6,8 +6,9 @@ use std::time::Duration;
 use futures::StreamExt;
 use inproc_apiserver::{RequestFilter, Verb};
 use kube::ResourceExt;
-use kube::api::{Api, Patch, PatchParams, PostParams};
+use kube::api::{Api, DeleteParams, Patch, PatchParams, PostParams};
 use kube::runtime::controller::{Action, Controller};
+use kube::runtime::finalizer::{Event as FinalizerEvent, finalizer};
 use kube::runtime::watcher;
 use serde_json::json;
 
@@ -81,5 +82,40 @@ async fn controller_reconciles_and_retries_after_conflicts() -> TestResult {
             >= 3
     );
     driver.abort();
+    Ok(())
+}
+
+#[tokio::test]
+async fn finalizer_helper_adds_and_removes_its_finalizer() -> TestResult {
+    let (server, widgets) = widget_server().await;
+    widgets
+        .create(&PostParams::default(), &widget("w", 1))
+        .await?;
+    let name = "example.test/cleanup";
+    let run = |obj: Widget| {
+        let widgets = widgets.clone();
+        async move {
+            finalizer(&widgets, name, Arc::new(obj), |event| async move {
+                Ok::<_, std::io::Error>(match event {
+                    FinalizerEvent::Apply(_) => Action::requeue(Duration::from_secs(60)),
+                    FinalizerEvent::Cleanup(_) => Action::await_change(),
+                })
+            })
+            .await
+        }
+    };
+    // First pass: the helper adds its finalizer (a JSON patch testing for a missing list).
+    run(widgets.get("w").await?).await?;
+    assert_eq!(widgets.get("w").await?.finalizers(), [name]);
+    // Second pass: the reconciliation itself.
+    assert_eq!(
+        run(widgets.get("w").await?).await?,
+        Action::requeue(Duration::from_secs(60))
+    );
+    // Deletion waits for the cleanup, which removes the finalizer.
+    let pending = widgets.delete("w", &DeleteParams::default()).await?;
+    assert!(pending.is_left());
+    run(widgets.get("w").await?).await?;
+    assert!(server.store().get::<Widget>(Some("default"), "w").is_none());
     Ok(())
 }
