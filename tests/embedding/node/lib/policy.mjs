@@ -11,7 +11,11 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { pathToFileURL } from 'node:url';
 
-import { transpile } from '@bytecodealliance/jco';
+import { componentWit, transpile } from '@bytecodealliance/jco';
+
+const CONTRACT_VERSION = '0.1.0';
+const LOG_IMPORT = 'capt:policy/log';
+const RECONCILER_EXPORT = 'capt:policy/reconciler';
 
 /** Log levels of `capt:policy/log`, lowest first. */
 export const LEVELS = ['trace', 'debug', 'info', 'warn', 'error'];
@@ -48,6 +52,7 @@ export class WasmPolicy {
    *   records at or above `logLevel` (default `warn`) go to `log` (default: stderr)
    */
   static async load(bytes, options = {}) {
+    checkWorld(await componentWit(bytes));
     const { files } = await transpile(bytes, {
       name: 'policy',
       instantiation: 'sync',
@@ -174,6 +179,36 @@ function classify(e, state, what) {
     return new PolicyError('trap', `the policy trapped${logged}: ${e.message}`);
   }
   return new PolicyError('malformed', `the policy returned a malformed value from ${what}: ${e.message}`);
+}
+
+/** `name` is `interface@x.y.z` with the contract's major version (and minor, while it is 0). */
+function compatible(name, iface) {
+  const m = /^([^@]+)@(\d+)\.(\d+)\.(\d+)(?:[-+].*)?$/.exec(name);
+  if (!m || m[1] !== iface) return false;
+  const [major, minor] = [Number(m[2]), Number(m[3])];
+  const [ourMajor, ourMinor] = CONTRACT_VERSION.split('.').map(Number);
+  return major === ourMajor && (major !== 0 || minor === ourMinor);
+}
+
+/** Checks the component's imports and exports (read from its WIT: jco's own import list drops
+ * versions) against the contract, like capt-host. */
+function checkWorld(wit) {
+  const items = (kind) =>
+    [...String(wit).matchAll(new RegExp(`^\\s*${kind}\\s+([^;\\s{]+)`, 'gm'))].map((m) => m[1]);
+  const imports = items('import');
+  const exports = items('export');
+  for (const name of imports) {
+    if (!compatible(name, LOG_IMPORT)) {
+      throw new Error(`the component imports \`${name}\`, but a policy may import only \`${LOG_IMPORT}@0.1.x\``);
+    }
+  }
+  const reconciler = exports.find((name) => name.split('@')[0] === RECONCILER_EXPORT);
+  if (reconciler === undefined) {
+    throw new Error(`the component does not export \`${RECONCILER_EXPORT}\` (its exports: ${exports.join(', ') || 'none'})`);
+  }
+  if (!compatible(reconciler, RECONCILER_EXPORT)) {
+    throw new Error(`the component exports \`${reconciler}\`, but this host runs \`${RECONCILER_EXPORT}@0.1.x\``);
+  }
 }
 
 /** `text` cut to at most `max` UTF-8 bytes, at a character boundary. */

@@ -14,10 +14,17 @@ export { MAX_ROUNDS };
 
 // ---- finding files --------------------------------------------------------------------------
 
-/** Rust's `Path` order: component by component, each compared by code point. */
+/** The components of a path as Rust's `Path::components` sees them: `/` separated, empty and
+ * interior `.` components dropped (a leading `.` and a leading root are kept). */
+function components(path) {
+  const parts = path.split('/').filter((c, i) => c !== '' && (c !== '.' || i === 0));
+  return path.startsWith('/') ? ['/', ...parts] : parts;
+}
+
+/** Rust's `Path` order: component by component, each compared by bytes. */
 function comparePaths(a, b) {
-  const x = a.split('/').filter((c, i) => c !== '' && (c !== '.' || i === 0));
-  const y = b.split('/').filter((c, i) => c !== '' && (c !== '.' || i === 0));
+  const x = components(a);
+  const y = components(b);
   for (let i = 0; i < Math.min(x.length, y.length); i++) {
     if (x[i] !== y[i]) return Buffer.compare(Buffer.from(x[i]), Buffer.from(y[i]));
   }
@@ -28,29 +35,44 @@ function join(dir, name) {
   return dir.endsWith('/') ? `${dir}${name}` : `${dir}/${name}`;
 }
 
+/** `file` relative to the first directory argument it is under, `/`-separated; a file given
+ * directly is named by its file name (as `capt-host test` names it in its patch stream). */
+function relativeName(roots, file) {
+  const parts = components(file);
+  for (const root of roots) {
+    const prefix = components(root);
+    if (prefix.length <= parts.length && prefix.every((c, i) => c === parts[i])) {
+      return parts.slice(prefix.length).join('/');
+    }
+  }
+  return parts.at(-1) ?? file;
+}
+
 /**
  * The scenario files under `paths`: files as given, directories searched recursively for
  * `.yaml`/`.yml`; sorted like the Rust host sorts them, without duplicates. Each comes with its
- * path relative to the directory argument it was found under (its file name when given itself),
- * with forward slashes: the `file` of the patch stream.
+ * `relative` name: the `file` of the patch stream.
  */
 export function scenarioFiles(paths) {
-  const found = new Map();
-  const walk = (dir, base) => {
+  const found = new Set();
+  const roots = [];
+  const walk = (dir) => {
     for (const entry of readdirSync(dir, { withFileTypes: true })) {
       const path = join(dir, entry.name);
       const isDir = entry.isDirectory() || (entry.isSymbolicLink() && statSync(path).isDirectory());
-      if (isDir) walk(path, base);
-      else if (/\.ya?ml$/.test(entry.name) && !found.has(path)) {
-        found.set(path, path.slice(base.length).replace(/^\/+/, ''));
-      }
+      if (isDir) walk(path);
+      else if (/\.ya?ml$/.test(entry.name)) found.add(path);
     }
   };
   for (const path of paths) {
-    if (statSync(path).isDirectory()) walk(path, path);
-    else if (!found.has(path)) found.set(path, path.split('/').pop());
+    if (statSync(path).isDirectory()) {
+      roots.push(path);
+      walk(path);
+    } else {
+      found.add(path);
+    }
   }
-  return [...found.keys()].sort(comparePaths).map((path) => ({ path, relative: found.get(path) }));
+  return [...found].sort(comparePaths).map((path) => ({ path, relative: relativeName(roots, path) }));
 }
 
 // ---- reading a scenario: serde_yaml_ng's rules, node by node ---------------------------------

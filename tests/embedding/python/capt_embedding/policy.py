@@ -25,7 +25,6 @@ from .world import ObjectRef
 LEVELS = ("trace", "debug", "info", "warn", "error")
 
 LOG_IMPORT = "capt:policy/log"
-TYPES_IMPORT = "capt:policy/types"
 RECONCILER_EXPORT = "capt:policy/reconciler"
 CONTRACT_VERSION = "0.1.0"
 
@@ -175,16 +174,9 @@ class WasmPolicy:
         """Checks the imports and exports against the contract; returns the reconciler's
         versioned export name."""
         ty = self.component.type
-        for name, item in ty.imports(self.engine).items():
-            types_only = isinstance(item.ty, wc.ComponentInstanceType) and all(
-                not isinstance(member.ty, (wc.FuncType, wc.ResourceType))
-                for member in item.ty.exports(self.engine).values()
-            )
-            if not (_compatible(name, LOG_IMPORT) or (types_only and _compatible(name, TYPES_IMPORT))):
-                raise LoadError(
-                    f"the component imports `{name}`, but a policy may import only "
-                    f"`{LOG_IMPORT}@0.1.x` (and the types of `{TYPES_IMPORT}@0.1.x`)"
-                )
+        for name in ty.imports(self.engine):
+            if not _compatible(name, LOG_IMPORT):
+                raise LoadError(f"the component imports `{name}`, but a policy may import only `{LOG_IMPORT}@0.1.x`")
         exports = list(ty.exports(self.engine))
         for name in exports:
             if name.partition("@")[0] == RECONCILER_EXPORT:

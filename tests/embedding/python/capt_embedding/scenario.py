@@ -21,35 +21,53 @@ _Loader = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
 # ---- finding files -----------------------------------------------------------------------------
 
 
+def _components(path: str) -> list[str]:
+    """The components of a path as Rust's ``Path::components`` sees them: ``/`` separated, empty
+    and interior ``.`` components dropped (a leading ``.`` and a leading root are kept)."""
+    parts = [c for i, c in enumerate(path.split("/")) if c != "" and (c != "." or i == 0)]
+    return ["/", *parts] if path.startswith("/") else parts
+
+
 def _path_key(path: str) -> list[bytes]:
     """Rust's ``Path`` order: component by component, each by bytes."""
-    parts = [c for i, c in enumerate(path.split("/")) if c != "" and (c != "." or i == 0)]
-    return [os.fsencode(c) for c in parts]
+    return [os.fsencode(c) for c in _components(path)]
+
+
+def _relative_name(roots: list[str], file: str) -> str:
+    """``file`` relative to the first directory argument it is under, ``/``-separated; a file
+    given directly is named by its file name (as ``capt-host test`` names it)."""
+    parts = _components(file)
+    for root in roots:
+        prefix = _components(root)
+        if parts[: len(prefix)] == prefix:
+            return "/".join(parts[len(prefix):])
+    return parts[-1] if parts else file
 
 
 def scenario_files(paths: list[str]) -> list[tuple[str, str]]:
     """The scenario files under ``paths``: files as given, directories searched recursively for
     ``.yaml``/``.yml``; sorted like the Rust host sorts them, without duplicates. Each comes
-    with its path relative to the directory argument it was found under (its file name when it
-    was given itself), with forward slashes: the ``file`` of the patch stream."""
-    found: dict[str, str] = {}
+    with its relative name: the ``file`` of the patch stream."""
+    found: set[str] = set()
+    roots: list[str] = []
 
-    def walk(directory: str, base: str) -> None:
+    def walk(directory: str) -> None:
         for entry in os.scandir(directory):
             path = os.path.join(directory, entry.name)
             if entry.is_dir():
-                walk(path, base)
-            elif entry.name.endswith((".yaml", ".yml")) and path not in found:
-                found[path] = os.path.relpath(path, base).replace(os.sep, "/")
+                walk(path)
+            elif entry.name.endswith((".yaml", ".yml")):
+                found.add(path)
 
     for path in paths:
         if os.path.isdir(path):
-            walk(path, path)
-        elif path not in found:
+            roots.append(path)
+            walk(path)
+        else:
             if not os.path.exists(path):
                 raise FileNotFoundError(f"could not read {path}")
-            found[path] = os.path.basename(path)
-    return [(path, found[path]) for path in sorted(found, key=_path_key)]
+            found.add(path)
+    return [(path, _relative_name(roots, path)) for path in sorted(found, key=_path_key)]
 
 
 # ---- reading a scenario: serde_yaml_ng's rules, node by node -----------------------------------
