@@ -13,7 +13,7 @@ use crate::builtin::{crd_status, default_on_create, default_on_update, to_served
 use crate::error::{ApiError, Reason, qualified};
 use crate::fields::{ManagedFields, display};
 use crate::patch::{PatchType, apply_patch};
-use crate::registry::{Behavior, Registry, ResourceKind, StorageKey, kinds_from_crd};
+use crate::registry::{Behavior, Origin, Registry, ResourceKind, StorageKey, kinds_from_crd};
 use crate::selectors::Selectors;
 use crate::store::{ObjectKey, Store};
 use crate::util::{
@@ -680,6 +680,16 @@ impl State {
         Self::check_name(&body, name)?;
         Self::check_body_namespace(kind, &body, ns)?;
         let old = self.stored(kind, ns, name)?;
+        if kind.origin != Origin::Builtin && rv_of(&body).is_none() {
+            // Custom resources do not allow unconditional updates.
+            return Err(ApiError::invalid(
+                &kind.group,
+                &kind.kind,
+                name,
+                "metadata.resourceVersion",
+                "Invalid value: 0x0: must be specified for an update",
+            ));
+        }
         Self::check_rv(kind, name, &body, &old)?;
         let new = Self::prepare_update(kind, &old, to_storage(kind, &body), status_only)?;
         self.commit_update(kind, &old, new, w, None)
@@ -1246,6 +1256,35 @@ mod tests {
             obj["metadata"]["resourceVersion"],
             created["metadata"]["resourceVersion"]
         );
+    }
+
+    #[test]
+    fn custom_resources_require_a_resource_version_on_update() {
+        let mut s = state();
+        let w = widget(&s);
+        s.create(
+            &w,
+            "default",
+            json!({"metadata": {"name": "a"}}),
+            &Write::default(),
+        )
+        .unwrap();
+        let body = json!({"metadata": {"name": "a"}, "spec": {"n": 2}});
+        let err = s
+            .update(&w, "default", "a", body, false, &Write::default())
+            .unwrap_err();
+        assert_eq!(err.code, 422);
+        let cm = kind(&s, "", "configmaps");
+        s.create(
+            &cm,
+            "default",
+            json!({"metadata": {"name": "c"}}),
+            &Write::default(),
+        )
+        .unwrap();
+        let body = json!({"metadata": {"name": "c"}, "data": {"k": "v"}});
+        s.update(&cm, "default", "c", body, false, &Write::default())
+            .unwrap();
     }
 
     #[test]

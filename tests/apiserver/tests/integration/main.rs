@@ -8,5 +8,6 @@ mod crud;
 mod discovery;
 mod events_leases;
 mod faults;
+mod lifecycle;
 mod lists;
 mod watching;
