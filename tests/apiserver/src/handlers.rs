@@ -389,10 +389,16 @@ async fn resource(
                 }
             };
             let timeout = match params.get("timeoutSeconds") {
-                Some(t) => Duration::from_secs(t.parse().map_err(|_| {
+                Some(t) => t.parse::<u64>().map_err(|_| {
                     ApiError::bad_request(format!("invalid timeoutSeconds \"{t}\""))
-                })?),
-                None => shared.config.default_watch_timeout,
+                })?,
+                None => 0,
+            };
+            // 0 or absent: the server's default, as the real server does.
+            let timeout = if timeout == 0 {
+                shared.config.default_watch_timeout
+            } else {
+                Duration::from_secs(timeout)
             };
             let opts = WatchOptions {
                 selectors: selectors(params)?,

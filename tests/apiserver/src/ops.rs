@@ -17,8 +17,8 @@ use crate::registry::{Behavior, Origin, Registry, ResourceKind, StorageKey, kind
 use crate::selectors::Selectors;
 use crate::store::{ObjectKey, Store};
 use crate::util::{
-    is_dns1123_label, is_dns1123_subdomain, meta_str, metadata_mut, name_suffix, new_uid,
-    now_rfc3339,
+    is_dns1123_label, is_dns1123_subdomain, is_label_value, label_key_error, meta_str,
+    metadata_mut, name_suffix, new_uid, now_rfc3339,
 };
 
 /// Options of a list request.
@@ -171,6 +171,43 @@ fn generation_view(obj: &Value, skip_status: bool) -> Value {
         map.remove("status");
     }
     Value::Object(map)
+}
+
+/// 422 Invalid when `metadata.labels` has an invalid key or value, or is not a map of
+/// strings.
+fn validate_labels(kind: &ResourceKind, obj: &Value) -> Result<(), ApiError> {
+    let name = meta_str(obj, "name").unwrap_or_default();
+    let invalid = |detail: String| {
+        ApiError::invalid(&kind.group, &kind.kind, name, "metadata.labels", &detail)
+    };
+    let Some(labels) = obj.get("metadata").and_then(|m| m.get("labels")) else {
+        return Ok(());
+    };
+    let labels = match labels {
+        Value::Null => return Ok(()),
+        Value::Object(map) => map,
+        _ => {
+            return Err(invalid(
+                "Invalid value: must be a map of strings".to_string(),
+            ));
+        }
+    };
+    for (key, value) in labels {
+        if let Some(why) = label_key_error(key) {
+            return Err(invalid(format!("Invalid value: {key:?}: {why}")));
+        }
+        match value.as_str() {
+            Some(v) if is_label_value(v) => {}
+            _ => {
+                return Err(invalid(format!(
+                    "Invalid value: {value}: a valid label must be an empty string or consist \
+                     of alphanumeric characters, '-', '_' or '.', and must start and end with \
+                     an alphanumeric character (at most 63 characters)"
+                )));
+            }
+        }
+    }
+    Ok(())
 }
 
 /// The object without `metadata.resourceVersion`: equal views mean a no-op write.
@@ -400,6 +437,7 @@ impl State {
         Self::check_type(kind, &body)?;
         Self::check_body_namespace(kind, &body, ns)?;
         let mut obj = to_storage(kind, &body);
+        validate_labels(kind, &obj)?;
         let meta = metadata_mut(&mut obj);
         let name = match meta
             .get("name")
@@ -566,6 +604,7 @@ impl State {
             }
         }
         default_on_update(kind, &mut new);
+        validate_labels(kind, &new)?;
         if kind.behavior == Behavior::Crd && !status_only {
             kinds_from_crd(&new)?;
             if let Some(names) = new_names(old, &new)
@@ -1147,6 +1186,49 @@ mod tests {
                 .unwrap()
                 .starts_with("w-")
         );
+    }
+
+    #[test]
+    fn invalid_labels_are_rejected() {
+        let mut s = state();
+        let cm = kind(&s, "", "configmaps");
+        let err = s
+            .create(
+                &cm,
+                "default",
+                json!({"metadata": {"name": "a", "labels": {"k": "bad value"}}}),
+                &Write::default(),
+            )
+            .unwrap_err();
+        assert_eq!(err.code, 422);
+        let err = s
+            .create(
+                &cm,
+                "default",
+                json!({"metadata": {"name": "a", "labels": {"-k": "v"}}}),
+                &Write::default(),
+            )
+            .unwrap_err();
+        assert_eq!(err.code, 422);
+        s.create(
+            &cm,
+            "default",
+            json!({"metadata": {"name": "a", "labels": {"example.com/k": ""}}}),
+            &Write::default(),
+        )
+        .unwrap();
+        let err = s
+            .patch(
+                &cm,
+                "default",
+                "a",
+                PatchType::Merge,
+                br#"{"metadata":{"labels":{"k":5}}}"#,
+                false,
+                &Write::default(),
+            )
+            .unwrap_err();
+        assert_eq!(err.code, 422);
     }
 
     #[test]

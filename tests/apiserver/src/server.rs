@@ -177,8 +177,10 @@ impl ApiServer {
             config,
             address: addr.to_string(),
         });
+        // The real server accepts request bodies up to 3 MiB.
         let app = Router::new()
             .fallback(crate::handlers::dispatch)
+            .layer(axum::extract::DefaultBodyLimit::max(3 * 1024 * 1024))
             .with_state(shared.clone());
         let (tx, rx) = oneshot::channel::<()>();
         let task = tokio::spawn(async move {

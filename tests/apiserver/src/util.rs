@@ -157,6 +157,45 @@ pub(crate) fn is_dns1123_label(name: &str) -> bool {
     name.len() <= 63 && !name.contains('.') && is_dns1123_subdomain(name)
 }
 
+/// Whether `s` is a qualified-name part: at most 63 characters, alphanumeric at both ends,
+/// `-`, `_`, `.` inside.
+fn is_name_part(s: &str) -> bool {
+    let bytes = s.as_bytes();
+    !s.is_empty()
+        && s.len() <= 63
+        && bytes.first().is_some_and(u8::is_ascii_alphanumeric)
+        && bytes.last().is_some_and(u8::is_ascii_alphanumeric)
+        && bytes
+            .iter()
+            .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'-' | b'_' | b'.'))
+}
+
+/// Why the label key `key` is invalid, if it is (`[prefix/]name`, prefix a DNS subdomain).
+pub(crate) fn label_key_error(key: &str) -> Option<String> {
+    let (prefix, name) = match key.split_once('/') {
+        Some((prefix, name)) => (Some(prefix), name),
+        None => (None, key),
+    };
+    if let Some(prefix) = prefix
+        && !is_dns1123_subdomain(prefix)
+    {
+        return Some(format!(
+            "prefix part of {key:?} must be a DNS-1123 subdomain"
+        ));
+    }
+    (!is_name_part(name)).then(|| {
+        format!(
+            "name part of {key:?} must consist of alphanumeric characters, '-', '_' or '.', \
+             and must start and end with an alphanumeric character (at most 63 characters)"
+        )
+    })
+}
+
+/// Whether `value` is a valid label value (empty, or a qualified-name part).
+pub(crate) fn is_label_value(value: &str) -> bool {
+    value.is_empty() || is_name_part(value)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -206,6 +245,19 @@ mod tests {
         assert!(!is_dns1123_subdomain(""));
         assert!(is_dns1123_label("default"));
         assert!(!is_dns1123_label("a.b"));
+    }
+
+    #[test]
+    fn label_keys_and_values() {
+        assert!(label_key_error("app").is_none());
+        assert!(label_key_error("example.com/app-name_1").is_none());
+        assert!(label_key_error("-app").is_some());
+        assert!(label_key_error("Bad_Prefix/app").is_some());
+        assert!(label_key_error("").is_some());
+        assert!(is_label_value(""));
+        assert!(is_label_value("v1.2_3"));
+        assert!(!is_label_value("has space"));
+        assert!(!is_label_value(&"x".repeat(64)));
     }
 
     #[test]

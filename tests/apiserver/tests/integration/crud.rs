@@ -317,6 +317,10 @@ async fn errors_come_with_status_bodies() -> TestResult {
 
     let status = api_status(cms.create(&PostParams::default(), &cm("Not_Valid")).await);
     assert_eq!(status.code, 422);
+    let mut bad_label = cm("b");
+    bad_label.metadata.labels = Some(BTreeMap::from([("k".to_string(), "no spaces".to_string())]));
+    let status = api_status(cms.create(&PostParams::default(), &bad_label).await);
+    assert_eq!((status.code, status.reason.as_str()), (422, "Invalid"));
 
     let in_missing_ns: Api<ConfigMap> = Api::namespaced(client.clone(), "nowhere");
     let status = api_status(in_missing_ns.create(&PostParams::default(), &cm("a")).await);
