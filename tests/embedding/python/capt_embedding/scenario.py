@@ -10,7 +10,7 @@ from typing import Any, Callable, Optional, Union
 
 import yaml
 
-from .jsonvalue import ABSENT, canonical, loads, merge, mismatches
+from .jsonvalue import canonical, loads, merge, mismatches
 from .timeutil import epoch_millis, format_millis, parse_duration, parse_time
 from .world import ObjectRef, World, WorldError, group_of
 
