@@ -36,6 +36,8 @@ pub struct ServerConfig {
     pub kinds: Vec<ResourceKind>,
     /// `gitVersion` reported by `/version`.
     pub git_version: String,
+    /// Port to listen on, on 127.0.0.1 (0: an ephemeral port).
+    pub port: u16,
 }
 
 impl Default for ServerConfig {
@@ -50,6 +52,7 @@ impl Default for ServerConfig {
             enforce_namespaces: true,
             kinds: Vec::new(),
             git_version: "v1.34.0-inproc".to_string(),
+            port: 0,
         }
     }
 }
@@ -86,6 +89,13 @@ impl ServerConfig {
         S: Into<String>,
     {
         self.namespaces = namespaces.into_iter().map(Into::into).collect();
+        self
+    }
+
+    /// Listens on this port of 127.0.0.1 (0: ephemeral), for example for a demo that other
+    /// processes connect to.
+    pub fn with_port(mut self, port: u16) -> Self {
+        self.port = port;
         self
     }
 
@@ -159,7 +169,7 @@ impl ApiServer {
         for kind in &config.kinds {
             kind.validate().map_err(ServerError::Kind)?;
         }
-        let listener = tokio::net::TcpListener::bind(("127.0.0.1", 0))
+        let listener = tokio::net::TcpListener::bind(("127.0.0.1", config.port))
             .await
             .map_err(ServerError::Bind)?;
         let addr = listener.local_addr().map_err(ServerError::Bind)?;
@@ -227,6 +237,17 @@ impl ApiServer {
             .parse()
             .map_err(|_| ServerError::Url(self.url.clone()))?;
         Ok(kube::Config::new(uri))
+    }
+
+    /// A kubeconfig (YAML) whose current context points at this server (namespace
+    /// `default`, no credentials), for other processes or tools.
+    pub fn kubeconfig_yaml(&self) -> String {
+        format!(
+            "apiVersion: v1\nkind: Config\nclusters:\n- name: inproc\n  cluster:\n    server: {}\n\
+             users:\n- name: inproc\n  user: {{}}\ncontexts:\n- name: inproc\n  context:\n    \
+             cluster: inproc\n    user: inproc\n    namespace: default\ncurrent-context: inproc\n",
+            self.url
+        )
     }
 
     /// Serves a new kind (or replaces the kind with the same group, version and plural).

@@ -80,3 +80,19 @@ async fn shutdown_ends_watches_and_stops_serving() -> TestResult {
     assert!(api.list(&Default::default()).await.is_err());
     Ok(())
 }
+
+#[tokio::test]
+async fn kubeconfig_points_at_the_server() -> TestResult {
+    let server = server().await;
+    let kubeconfig = kube::config::Kubeconfig::from_yaml(&server.kubeconfig_yaml())?;
+    let config = kube::Config::from_custom_kubeconfig(
+        kubeconfig,
+        &kube::config::KubeConfigOptions::default(),
+    )
+    .await?;
+    assert_eq!(config.default_namespace, "default");
+    let client = kube::Client::try_from(config)?;
+    let api: Api<ConfigMap> = Api::default_namespaced(client);
+    assert!(api.list(&Default::default()).await?.items.is_empty());
+    Ok(())
+}
