@@ -11,14 +11,14 @@
 # tests/embedding/python/.venv (caches under target/embedding/). Builds the component with cargo
 # (a no-op when it is up to date). Writes into target/embedding/:
 #   node.txt, python.txt, rust.txt         each runner's output
-#   node.jsonl, python.jsonl, rust.jsonl   the patch streams (rust.jsonl once capt-host has
-#                                          --patch-stream)
+#   node.jsonl, python.jsonl, rust.jsonl   the patch streams
 # Exits non-zero if a runner fails a scenario, or if the hosts disagree.
 #
 # Environment:
 #   CAPT_POLICY_MODULE=FILE   run this component instead of building the guest
 #   CAPT_SCENARIOS=DIR        the scenarios (default: policies/capt-status/scenarios)
 #   CAPT_EMBEDDING_RUST=0     skip the comparison with the Rust host (`capt-host test`)
+#   CAPT_HOST_BIN=FILE        the capt-host binary to compare with (default: built with cargo)
 #   CAPT_EMBEDDING_EXAMPLE=1  also build and run the Rust example host of docs/embedding.md
 #                             (tests/embedding/rust; a release build of wasmtime: minutes)
 #   CAPT_EMBEDDING_BENCH=N    also time N reconcile calls in each host, the Rust example included
@@ -128,17 +128,16 @@ agree "node and python agree scenario by scenario and patch by patch" node pytho
 
 if [[ "${CAPT_EMBEDDING_RUST:-1}" != 0 ]]; then
   step "rust: capt-host test --module $module"
-  cargo build --quiet -p capt-host
-  capt_host="target/debug/capt-host"
-  rust_args=(test --module "$module")
-  rm -f "$out/rust.jsonl"
-  if "$capt_host" test --help 2>/dev/null | grep -q -- '--patch-stream'; then
-    rust_args+=(--patch-stream "$out/rust.jsonl")
+  if [[ -n "${CAPT_HOST_BIN:-}" ]]; then
+    capt_host="$CAPT_HOST_BIN"
   else
-    echo "    (capt-host test has no --patch-stream yet: comparing per-scenario results only)"
+    cargo build --quiet -p capt-host
+    capt_host="target/debug/capt-host"
   fi
+  rm -f "$out/rust.jsonl"
   rust_status=0
-  "$capt_host" "${rust_args[@]}" "$scenarios" > "$out/rust.txt" 2>&1 || rust_status=$?
+  "$capt_host" test --module "$module" --patch-stream "$out/rust.jsonl" "$scenarios" > "$out/rust.txt" 2>&1 \
+    || rust_status=$?
   tail -n 1 "$out/rust.txt"
   # The Rust runner's own failures are its tests' business; here only agreement counts.
   [[ "$rust_status" == 0 || "$rust_status" == 1 ]] || { cat "$out/rust.txt" >&2; check "rust runner ran" 1; }

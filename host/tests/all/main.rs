@@ -1,11 +1,13 @@
 //! Integration tests, in one binary so the heavy crates link once.
 //!
 //! - `wasm`: loading and calling components, with the misbehaving guests of `guests`;
+//! - `embedding`: Node.js and Python hosts agree with `capt-host` (tests/embedding/run.sh);
 //! - `cli`: the `capt-host` binary on the fixtures in `tests/fixtures/`;
 //! - `parity`: the embedded policy as wasm vs natively, over its scenario files;
 //! - `policy_files`: the files shipped with the default policy agree with the component.
 
 mod cli;
+mod embedding;
 mod guests;
 mod parity;
 mod policy_files;
