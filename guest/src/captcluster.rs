@@ -8,15 +8,13 @@ use crate::contract::{Error, ObjectRef};
 use crate::draft::{Draft, READY};
 use crate::endpoint::Endpoint;
 use crate::inputs::{Fields, Halt};
-use crate::kinds;
 use crate::lifecycle::{Ctx, Provider, Subject};
 use crate::outcome::{Class, Deadlines, Outcome};
 use crate::propagation::Side;
-use crate::workspace::{Observed, Progress, secret_value};
+use crate::workspace::{self, Observed, WTS, secret_value};
 
 const VPC_READY: &str = "VPCReady";
 const VPC_CREATING: &str = "VPCCreating";
-const WTS: &str = "workspaceTemplateStatus";
 
 /// The CAPTCluster provider.
 pub struct CaptCluster;
@@ -27,14 +25,7 @@ impl Provider for CaptCluster {
     const SIDE: Side = Side::Infrastructure;
 
     fn apply_ref(me: Fields<'_>) -> Result<ObjectRef, Error> {
-        let name = match me.non_empty("spec.workspaceTemplateApplyName")? {
-            Some(name) => name.to_owned(),
-            None => format!("{}-vpc", me.owner.name),
-        };
-        Ok(kinds::workspace_template_apply(
-            me.owner.namespace.as_deref(),
-            &name,
-        ))
+        workspace::apply_ref(me, "-vpc")
     }
 
     fn evaluate(
@@ -120,44 +111,15 @@ fn provision(
     record_workspace(draft, &observed)?;
     let settings = ctx.settings;
 
-    let mut applied_at = None;
-    let blocked = match &observed.progress {
-        Progress::NoApply => Outcome::blocked(
-            "WaitingForWorkspaceTemplateApply",
-            format!(
-                "Waiting for WorkspaceTemplateApply {} to be created",
-                observed.apply_ref
-            ),
-            Class::Wait,
-        ),
-        Progress::NoWorkspaceName | Progress::NoWorkspace | Progress::NotSynced => {
-            Outcome::blocked(
-                "WaitingForWorkspace",
-                match observed.workspace_name {
-                    Some(name) => format!("Waiting for Workspace {name} to exist and be synced"),
-                    None => format!("Waiting for {} to name its Workspace", observed.apply_ref),
-                },
-                Class::Wait,
-            )
-        }
-        Progress::Failing { message, since } => {
-            if let Some(revision) = observed.revision()? {
-                draft.set_in(WTS, "lastFailedRevision", revision);
-            }
-            draft.set_in(WTS, "lastFailureMessage", message.as_str());
-            Outcome::blocked(
-                "WorkspaceError",
-                message.as_str(),
-                Class::Transient { since: *since },
-            )
-        }
-        Progress::Applying => Outcome::blocked("VPCCreating", "VPC is being created", Class::Wait),
-        Progress::Applied { at } => {
+    let applying = ("VPCCreating", "VPC is being created");
+    let applied_at = observed.applied_at();
+    let blocked = match observed.blocked(draft, applying)? {
+        Some(blocked) => blocked,
+        None => {
             if let Some(id) = vpc_id(ctx, &observed)? {
                 vpc_created(draft, &observed, &id)?;
                 return Ok(Ok(id));
             }
-            applied_at = Some(*at);
             Outcome::blocked(
                 "WaitingForVPCID",
                 "Workspace applied; waiting for vpc_id in its outputs or connection secret",
@@ -238,12 +200,7 @@ fn vpc_created(draft: &mut Draft, observed: &Observed<'_>, id: &str) -> Result<(
 
 /// `workspaceTemplateStatus` and `vpcWorkspaceName` from what was observed.
 fn record_workspace(draft: &mut Draft, observed: &Observed<'_>) -> Result<(), Error> {
-    draft.set_in(
-        WTS,
-        "ready",
-        matches!(observed.progress, Progress::Applied { .. }),
-    );
-    draft.set_in(WTS, "state", observed.progress.state());
+    observed.record(draft);
     if let Some(name) = observed.workspace_name {
         draft.set_in(WTS, "workspaceName", name);
         draft.set("vpcWorkspaceName", name);

@@ -12,11 +12,10 @@ use crate::kinds;
 use crate::lifecycle::{Ctx, Provider, Subject};
 use crate::outcome::{Class, Deadlines, Outcome};
 use crate::propagation::{Side, object_ref};
-use crate::workspace::{Observed, Progress, secret_value};
+use crate::workspace::{self, Observed, Progress, WTS, secret_value};
 
 const CREATING: &str = "Creating";
 const INITIALIZED: &str = "Initialized";
-const WTS: &str = "workspaceTemplateStatus";
 const ENDPOINT_KEY: &str = "cluster_endpoint";
 const MINUTE: u64 = 60_000;
 
@@ -29,14 +28,7 @@ impl Provider for CaptControlPlane {
     const SIDE: Side = Side::ControlPlane;
 
     fn apply_ref(me: Fields<'_>) -> Result<ObjectRef, Error> {
-        let name = match me.non_empty("spec.workspaceTemplateApplyName")? {
-            Some(name) => name.to_owned(),
-            None => format!("{}-eks-controlplane-apply", me.owner.name),
-        };
-        Ok(kinds::workspace_template_apply(
-            me.owner.namespace.as_deref(),
-            &name,
-        ))
+        workspace::apply_ref(me, "-eks-controlplane-apply")
     }
 
     fn evaluate(
@@ -54,58 +46,25 @@ impl Provider for CaptControlPlane {
 
         let observed = Observed::read(ctx.inputs, Self::apply_ref(me)?)?;
         record_workspace(draft, &observed)?;
-        let mut applied_at = None;
-        let blocked = match &observed.progress {
-            Progress::NoApply => Outcome::blocked(
-                "WaitingForWorkspaceTemplateApply",
-                format!(
-                    "Waiting for WorkspaceTemplateApply {} to be created",
-                    observed.apply_ref
-                ),
-                Class::Wait,
-            ),
-            Progress::NoWorkspaceName | Progress::NoWorkspace | Progress::NotSynced => {
-                Outcome::blocked(
-                    "WaitingForWorkspace",
-                    match observed.workspace_name {
-                        Some(name) => {
-                            format!("Waiting for Workspace {name} to exist and be synced")
-                        }
-                        None => format!("Waiting for {} to name its Workspace", observed.apply_ref),
+        let applying = ("ControlPlaneCreating", "Control plane is being created");
+        let applied_at = observed.applied_at();
+        let blocked = match observed.blocked(draft, applying)? {
+            Some(blocked) => blocked,
+            None => match endpoint(ctx, &observed)? {
+                Some(Ok(endpoint)) => return Ok(ready(draft, &observed, endpoint)?),
+                Some(Err(why)) => Outcome::blocked(
+                    "InvalidEndpoint",
+                    why,
+                    Class::Transient {
+                        since: applied_at.flatten(),
                     },
+                ),
+                None => Outcome::blocked(
+                    "WaitingForEndpoint",
+                    "Workspace applied; waiting for cluster_endpoint in its outputs or connection secret",
                     Class::Wait,
-                )
-            }
-            Progress::Failing { message, since } => {
-                if let Some(revision) = observed.revision()? {
-                    draft.set_in(WTS, "lastFailedRevision", revision);
-                }
-                draft.set_in(WTS, "lastFailureMessage", message.as_str());
-                Outcome::blocked(
-                    "WorkspaceError",
-                    message.as_str(),
-                    Class::Transient { since: *since },
-                )
-            }
-            Progress::Applying => Outcome::blocked(
-                "ControlPlaneCreating",
-                "Control plane is being created",
-                Class::Wait,
-            ),
-            Progress::Applied { at } => {
-                applied_at = Some(*at);
-                match endpoint(ctx, &observed)? {
-                    Some(Ok(endpoint)) => return Ok(ready(draft, &observed, endpoint)?),
-                    Some(Err(why)) => {
-                        Outcome::blocked("InvalidEndpoint", why, Class::Transient { since: *at })
-                    }
-                    None => Outcome::blocked(
-                        "WaitingForEndpoint",
-                        "Workspace applied; waiting for cluster_endpoint in its outputs or connection secret",
-                        Class::Wait,
-                    ),
-                }
-            }
+                ),
+            },
         };
         if initialized {
             // Created once: no deadlines any more; only errors and missing objects block.
@@ -307,12 +266,7 @@ fn ready(draft: &mut Draft, observed: &Observed<'_>, endpoint: Endpoint) -> Resu
 
 /// `workspaceTemplateStatus` from what was observed, including the non-sensitive outputs.
 fn record_workspace(draft: &mut Draft, observed: &Observed<'_>) -> Result<(), Error> {
-    draft.set_in(
-        WTS,
-        "ready",
-        matches!(observed.progress, Progress::Applied { .. }),
-    );
-    draft.set_in(WTS, "state", observed.progress.state());
+    observed.record(draft);
     if let Some(outputs) = observed.outputs()?.filter(|o| !o.is_empty()) {
         let outputs: Map<String, Value> = outputs
             .iter()

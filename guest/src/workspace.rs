@@ -7,9 +7,27 @@ use serde_json::{Map, Value};
 
 use crate::conditions::{Conditions, Status};
 use crate::contract::{Error, ObjectRef};
+use crate::draft::Draft;
 use crate::inputs::{Fields, Halt, Inputs};
 use crate::kinds;
+use crate::outcome::{Class, Outcome};
 use crate::time::{Millis, parse_timestamp};
+
+/// The `status.workspaceTemplateStatus` field both kinds keep.
+pub const WTS: &str = "workspaceTemplateStatus";
+
+/// The WorkspaceTemplateApply a provider object uses: its `spec.workspaceTemplateApplyName`,
+/// else its own name followed by `default_suffix`.
+pub fn apply_ref(me: Fields<'_>, default_suffix: &str) -> Result<ObjectRef, Error> {
+    let name = match me.non_empty("spec.workspaceTemplateApplyName")? {
+        Some(name) => name.to_owned(),
+        None => format!("{}{default_suffix}", me.owner.name),
+    };
+    Ok(kinds::workspace_template_apply(
+        me.owner.namespace.as_deref(),
+        &name,
+    ))
+}
 
 /// How far the Terraform run has come.
 #[derive(Debug, Clone, PartialEq)]
@@ -120,6 +138,66 @@ impl<'a> Observed<'a> {
         observed.workspace = Some(workspace);
         observed.progress = progress(apply, workspace)?;
         Ok(observed)
+    }
+
+    /// When the workspace was applied, once it is.
+    pub fn applied_at(&self) -> Option<Option<Millis>> {
+        match self.progress {
+            Progress::Applied { at } => Some(at),
+            _ => None,
+        }
+    }
+
+    /// Records `workspaceTemplateStatus.ready` and `.state`.
+    pub fn record(&self, draft: &mut Draft) {
+        let applied = matches!(self.progress, Progress::Applied { .. });
+        draft.set_in(WTS, "ready", applied);
+        draft.set_in(WTS, "state", self.progress.state());
+    }
+
+    /// What blocks the object short of an applied workspace: the waits, a workspace error
+    /// (recorded as `lastFailedRevision`/`lastFailureMessage`), and `applying` (reason and
+    /// message) while Terraform runs. `None` once applied.
+    pub fn blocked(
+        &self,
+        draft: &mut Draft,
+        applying: (&str, &str),
+    ) -> Result<Option<Outcome>, Error> {
+        Ok(Some(match &self.progress {
+            Progress::NoApply => Outcome::blocked(
+                "WaitingForWorkspaceTemplateApply",
+                format!(
+                    "Waiting for WorkspaceTemplateApply {} to be created",
+                    self.apply_ref
+                ),
+                Class::Wait,
+            ),
+            Progress::NoWorkspaceName | Progress::NoWorkspace | Progress::NotSynced => {
+                Outcome::blocked(
+                    "WaitingForWorkspace",
+                    match self.workspace_name {
+                        Some(name) => {
+                            format!("Waiting for Workspace {name} to exist and be synced")
+                        }
+                        None => format!("Waiting for {} to name its Workspace", self.apply_ref),
+                    },
+                    Class::Wait,
+                )
+            }
+            Progress::Failing { message, since } => {
+                if let Some(revision) = self.revision()? {
+                    draft.set_in(WTS, "lastFailedRevision", revision);
+                }
+                draft.set_in(WTS, "lastFailureMessage", message.as_str());
+                Outcome::blocked(
+                    "WorkspaceError",
+                    message.as_str(),
+                    Class::Transient { since: *since },
+                )
+            }
+            Progress::Applying => Outcome::blocked(applying.0, applying.1, Class::Wait),
+            Progress::Applied { .. } => return Ok(None),
+        }))
     }
 
     /// The Workspace's non-sensitive outputs (`status.atProvider.outputs`).
