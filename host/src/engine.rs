@@ -262,7 +262,7 @@ impl LogHost for CallState {
 }
 
 /// `text` cut to at most `max` bytes, at a character boundary.
-fn truncate(text: &str, max: usize) -> &str {
+pub(crate) fn truncate(text: &str, max: usize) -> &str {
     if text.len() <= max {
         return text;
     }

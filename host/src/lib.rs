@@ -1,7 +1,7 @@
 //! # capt-host: a generic runner for `capt:policy` components
 //!
 //! Runs any policy implementing the WIT world `capt:policy/policy` (see `wit/policy.wit`)
-//! against an object source: scenario files today, Kubernetes later. The host knows the
+//! against an object source: scenario files, or a Kubernetes API server. The host knows the
 //! contract, never a policy's kinds or conditions.
 //!
 //! ```text
@@ -15,6 +15,9 @@
 //! - [`WasmPolicy`]: loads and validates a component; implements [`Policy`].
 //! - [`rounds`]: the requirement round protocol over an [`rounds::ObjectSource`].
 //! - [`world`]: an in-memory API server (merge patches, subresources, versions).
+//! - [`operator`]: the Kubernetes operator (`capt-host run`): caches, dependency-driven
+//!   reconciles, patches, events, leader election, metrics.
+//! - [`manifests`]: YAML manifests, parsed and created through any API server.
 //! - [`scenario`]: the scenario file format and its runner.
 //! - [`telemetry`]: logging to stderr.
 //!
@@ -23,6 +26,8 @@
 mod bindings;
 mod convert;
 pub mod engine;
+pub mod manifests;
+pub mod operator;
 mod policy;
 pub mod rounds;
 pub mod scenario;

@@ -6,10 +6,9 @@ mod commands;
 use std::process::ExitCode;
 
 use capt_host::rounds::RoundError;
-use clap::Parser;
 
 fn main() -> ExitCode {
-    let cli = commands::Cli::parse();
+    let cli = commands::Cli::parse_args();
     if let Err(error) = capt_host::telemetry::init(cli.log_format, cli.log_level.as_deref()) {
         eprintln!("error: invalid --log-level: {error}");
         return ExitCode::from(2);

@@ -7,14 +7,13 @@ use anyhow::{Context as _, bail};
 use capt_host::scenario::{Selector, runner};
 use capt_host::view::{self, ReferenceView, ResponseView};
 use capt_host::world::World;
-use capt_host::{Policy as _, rounds};
+use capt_host::{Policy as _, manifests, rounds};
 use chrono::{DateTime, SecondsFormat, Utc};
 use clap::Args;
-use serde::Deserialize as _;
 use serde::Serialize;
 use serde_json::Value;
 
-use super::ModuleArgs;
+use super::{ModuleArgs, read_yaml};
 
 /// Runs one reconcile (with requirement rounds) and prints its patches (merge patches as YAML),
 /// events and requeue as YAML. Exits with 1 if the reconcile fails.
@@ -113,37 +112,9 @@ fn parse_trigger(text: &str) -> anyhow::Result<Selector> {
     })
 }
 
-/// Every manifest in a YAML file: documents, lists of manifests and `List` objects are
-/// flattened; empty documents are skipped.
+/// Every manifest in a YAML file (see [`manifests::parse`]).
 fn read_manifests(path: &Path) -> anyhow::Result<Vec<Value>> {
     let text = std::fs::read_to_string(path)
         .with_context(|| format!("could not read {}", path.display()))?;
-    let mut manifests = vec![];
-    for document in serde_yaml_ng::Deserializer::from_str(&text) {
-        let value = Value::deserialize(document)
-            .with_context(|| format!("{} is not valid YAML", path.display()))?;
-        match value {
-            Value::Null => {}
-            Value::Array(items) => manifests.extend(items),
-            Value::Object(ref list)
-                if list.get("items").is_some_and(Value::is_array)
-                    && list
-                        .get("kind")
-                        .and_then(Value::as_str)
-                        .is_some_and(|k| k.ends_with("List")) =>
-            {
-                if let Some(Value::Array(items)) = list.get("items") {
-                    manifests.extend(items.iter().cloned());
-                }
-            }
-            manifest => manifests.push(manifest),
-        }
-    }
-    Ok(manifests)
-}
-
-fn read_yaml(path: &Path) -> anyhow::Result<Value> {
-    let text = std::fs::read_to_string(path)
-        .with_context(|| format!("could not read {}", path.display()))?;
-    serde_yaml_ng::from_str(&text).with_context(|| format!("{} is not valid YAML", path.display()))
+    manifests::parse(&text).with_context(|| format!("{} is not valid YAML", path.display()))
 }

@@ -1,24 +1,29 @@
 //! The subcommands, one module each; this module only declares the command line and
 //! dispatches.
 
+mod demo;
 mod eval;
 mod inspect;
+mod run;
 mod test;
 
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 
 use anyhow::Context as _;
 use capt_host::telemetry::LogFormat;
 use capt_host::{DEFAULT_POLICY, Engine, Limits, WasmPolicy};
-use clap::{Args, Parser, Subcommand};
+use clap::error::ErrorKind;
+use clap::parser::ValueSource;
+use clap::{Args, CommandFactory as _, FromArgMatches as _, Parser, Subcommand, ValueEnum as _};
 
 /// Runs capt:policy status policies (wasm components): scenario tests, single reconciles,
 /// module inspection.
 #[derive(Debug, Parser)]
 #[command(name = "capt-host", version)]
 pub struct Cli {
-    /// How log records are written to stderr.
+    /// How log records are written to stderr. Also read from CAPT_LOG_FORMAT (the operator's
+    /// variable prefix) when neither the flag nor CAPT_HOST_LOG_FORMAT is set.
     #[arg(
         long,
         global = true,
@@ -35,6 +40,35 @@ pub struct Cli {
     pub command: Command,
 }
 
+impl Cli {
+    /// The environment variable `--log-format` falls back to (the operator's prefix, as in
+    /// deploy/).
+    const LOG_FORMAT_ALIAS: &str = "CAPT_LOG_FORMAT";
+
+    /// Parses the command line, exiting with a usage error when it is invalid.
+    pub fn parse_args() -> Self {
+        let matches = Self::command().get_matches();
+        let mut cli = Self::from_arg_matches(&matches).unwrap_or_else(|e| e.exit());
+        if matches.value_source("log_format") == Some(ValueSource::DefaultValue)
+            && let Some(value) = std::env::var_os(Self::LOG_FORMAT_ALIAS)
+        {
+            let value = value.to_string_lossy();
+            cli.log_format = LogFormat::from_str(&value, true).unwrap_or_else(|_| {
+                Self::command()
+                    .error(
+                        ErrorKind::InvalidValue,
+                        format!(
+                            "invalid {}: {value:?} (text or json)",
+                            Self::LOG_FORMAT_ALIAS
+                        ),
+                    )
+                    .exit()
+            });
+        }
+        cli
+    }
+}
+
 /// The subcommands.
 #[derive(Debug, Subcommand)]
 pub enum Command {
@@ -44,6 +78,11 @@ pub enum Command {
     Eval(eval::Eval),
     /// Print a policy component's metadata, digest, size, imports and exports.
     Inspect(inspect::Inspect),
+    /// Run the operator: reconcile the policy's trigger objects in a Kubernetes cluster.
+    Run(run::Run),
+    /// Show the operator at work: an in-process API server, the CAPT samples and a simulated
+    /// Crossplane, until both CAPT objects are Ready.
+    Demo(demo::Demo),
 }
 
 impl Command {
@@ -53,6 +92,8 @@ impl Command {
             Self::Test(command) => command.run(),
             Self::Eval(command) => command.run(),
             Self::Inspect(command) => command.run(),
+            Self::Run(command) => command.run(),
+            Self::Demo(command) => command.run(),
         }
     }
 }
@@ -68,20 +109,36 @@ pub struct ModuleArgs {
 impl ModuleArgs {
     /// Loads the chosen module into a new engine with the default limits.
     pub fn load(&self) -> anyhow::Result<WasmPolicy> {
-        let engine = Engine::new(Limits::default())?;
-        let bytes = match &self.module {
-            Some(path) => std::fs::read(path)
-                .with_context(|| format!("could not read the module {}", path.display()))?,
-            None => DEFAULT_POLICY.to_vec(),
-        };
-        WasmPolicy::load(&engine, &bytes)
-            .with_context(|| format!("could not load the policy {}", self.describe()))
+        load_module(self.module.as_deref())
     }
 
     /// The module's path, or a note that it is the embedded one.
     pub fn describe(&self) -> String {
-        self.module
-            .as_ref()
-            .map_or("(embedded default)".into(), |p| p.display().to_string())
+        describe_module(self.module.as_deref())
     }
+}
+
+/// Loads the module at `path` (the embedded default policy when `None`) into a new engine
+/// with the default limits.
+pub fn load_module(path: Option<&Path>) -> anyhow::Result<WasmPolicy> {
+    let engine = Engine::new(Limits::default())?;
+    let bytes = match path {
+        Some(path) => std::fs::read(path)
+            .with_context(|| format!("could not read the module {}", path.display()))?,
+        None => DEFAULT_POLICY.to_vec(),
+    };
+    WasmPolicy::load(&engine, &bytes)
+        .with_context(|| format!("could not load the policy {}", describe_module(path)))
+}
+
+/// The module's path, or a note that it is the embedded one.
+pub fn describe_module(path: Option<&Path>) -> String {
+    path.map_or("(embedded default)".into(), |p| p.display().to_string())
+}
+
+/// A YAML (or JSON) file's content.
+pub fn read_yaml(path: &Path) -> anyhow::Result<serde_json::Value> {
+    let text = std::fs::read_to_string(path)
+        .with_context(|| format!("could not read {}", path.display()))?;
+    serde_yaml_ng::from_str(&text).with_context(|| format!("{} is not valid YAML", path.display()))
 }

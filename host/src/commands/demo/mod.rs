@@ -1,0 +1,313 @@
+//! `capt-host demo`: the operator at work on the CAPT samples, with nothing installed.
+//!
+//! It starts the in-process API server (`inproc-apiserver`), installs the CAPT CRDs and the
+//! test-only Cluster and Workspace CRDs, starts the operator with the embedded policy (the
+//! real `kube::Client` over HTTP), creates the samples (owner references set to the real
+//! Cluster uid) and lets a simulated Crossplane ([`crossplane`]) move the Terraform workspaces
+//! along. It prints `kubectl get`-style tables ([`table`]) of the CAPTClusters and
+//! CAPTControlPlanes each time they change, until both are Ready.
+//!
+//! Everything CAPT-specific of `capt-host` lives here and in the policy files it embeds; the
+//! operator itself stays generic.
+
+mod crossplane;
+mod table;
+
+use std::process::ExitCode;
+use std::time::{Duration, Instant};
+
+use anyhow::{Context as _, bail};
+use capt_host::operator::{ActivePolicy, Operator, OperatorConfig, PolicySlot, RetryPolicy};
+use capt_host::{DEFAULT_POLICY, Engine, Limits, WasmPolicy, manifests, scenario};
+use chrono::Utc;
+use clap::Args;
+use inproc_apiserver::ApiServer;
+use kube::Client;
+use kube::api::{Api, ApiResource, DynamicObject};
+use serde_json::Value;
+
+use self::crossplane::Crossplane;
+use self::table::Table;
+
+/// The CRDs: CAPT's, and the test-only stand-ins for Cluster API's Cluster and Crossplane's
+/// Workspace.
+const CRDS: [&str; 6] = [
+    include_str!(
+        "../../../../policies/capt-status/crds/infrastructure.cluster.x-k8s.io_captclusters.yaml"
+    ),
+    include_str!(
+        "../../../../policies/capt-status/crds/controlplane.cluster.x-k8s.io_captcontrolplanes.yaml"
+    ),
+    include_str!(
+        "../../../../policies/capt-status/crds/infrastructure.cluster.x-k8s.io_workspacetemplates.yaml"
+    ),
+    include_str!(
+        "../../../../policies/capt-status/crds/infrastructure.cluster.x-k8s.io_workspacetemplateapplies.yaml"
+    ),
+    include_str!("../../../../policies/capt-status/crds/test-only/cluster.x-k8s.io_clusters.yaml"),
+    include_str!("../../../../policies/capt-status/crds/test-only/tf.upbound.io_workspaces.yaml"),
+];
+
+/// The owner, then what it owns (owner references set when created), then the
+/// WorkspaceTemplateApplies CAPT's controllers would create.
+const CLUSTER: &str = include_str!("../../../../policies/capt-status/samples/cluster.yaml");
+const TEMPLATES: [&str; 2] = [
+    include_str!("../../../../policies/capt-status/samples/workspacetemplate-vpc.yaml"),
+    include_str!(
+        "../../../../policies/capt-status/samples/workspacetemplate-eks-controlplane.yaml"
+    ),
+];
+const OWNED: [&str; 2] = [
+    include_str!("../../../../policies/capt-status/samples/captcluster.yaml"),
+    include_str!("../../../../policies/capt-status/samples/captcontrolplane.yaml"),
+];
+const APPLIES: [&str; 2] = [
+    include_str!("../../../../policies/capt-status/samples/demo/workspacetemplateapply-vpc.yaml"),
+    include_str!(
+        "../../../../policies/capt-status/samples/demo/workspacetemplateapply-eks-controlplane.yaml"
+    ),
+];
+
+/// The plurals of the two kinds whose tables are printed.
+const SHOWN: [&str; 2] = ["captclusters", "captcontrolplanes"];
+
+/// How often the tables are read.
+const POLL: Duration = Duration::from_millis(200);
+
+/// Runs the operator on the CAPT samples against an in-process API server, with a simulated
+/// Crossplane, and prints the CAPTCluster and CAPTControlPlane tables each time they change,
+/// until both are Ready (exit 0) or the timeout passes (exit 2).
+#[derive(Debug, Args)]
+pub struct Demo {
+    /// Give up after this long, e.g. 60s or 2m.
+    #[arg(long, value_name = "DURATION", default_value = "60s", value_parser = scenario::duration::parse)]
+    timeout: Duration,
+    /// How long the simulated Crossplane takes for each stage of a workspace.
+    #[arg(long, value_name = "DURATION", default_value = "1s", value_parser = scenario::duration::parse)]
+    step: Duration,
+}
+
+/// Prints lines prefixed with the time since the demo started.
+#[derive(Clone, Copy)]
+pub struct Clock(Instant);
+
+impl Clock {
+    /// Prints `message` at the current time.
+    pub fn say(&self, message: &str) {
+        println!("[{:>5.1}s] {message}", self.0.elapsed().as_secs_f64());
+    }
+}
+
+impl Demo {
+    /// Runs the command.
+    pub fn run(self) -> anyhow::Result<ExitCode> {
+        let Self { timeout, step } = self;
+        let runtime =
+            tokio::runtime::Runtime::new().context("could not start the async runtime")?;
+        runtime.block_on(async move {
+            let clock = Clock(Instant::now());
+            let server = ApiServer::start()
+                .await
+                .context("could not start the API server")?;
+            let result = tokio::time::timeout(timeout, demo(&server, step, clock)).await;
+            server.shutdown().await;
+            match result {
+                Ok(result) => result.map(|()| ExitCode::SUCCESS),
+                Err(_) => bail!(
+                    "the CAPTCluster and CAPTControlPlane were not both Ready within {}",
+                    scenario::duration::format_millis(
+                        timeout.as_millis().try_into().unwrap_or(u64::MAX)
+                    )
+                ),
+            }
+        })
+    }
+}
+
+async fn demo(server: &ApiServer, step: Duration, clock: Clock) -> anyhow::Result<()> {
+    let client = server.client();
+    let policy = ActivePolicy::wasm(
+        WasmPolicy::load(&Engine::new(Limits::default())?, DEFAULT_POLICY)?,
+        None,
+    )?;
+    clock.say(&format!(
+        "in-process API server at {}; policy {} {}",
+        server.url(),
+        policy.metadata().name,
+        policy.version()
+    ));
+
+    let crds = parse_all(&CRDS)?;
+    manifests::create(&client, &crds).await?;
+    clock.say(&format!(
+        "installed {} CustomResourceDefinitions",
+        crds.len()
+    ));
+
+    let mut config = OperatorConfig::new(policy.metadata().name.clone(), "demo");
+    config.retry = RetryPolicy {
+        min: Duration::from_millis(200),
+        max: Duration::from_secs(5),
+    };
+    let operator = Operator::start(client.clone(), config, PolicySlot::new(policy)).await?;
+    operator.ready().await;
+    clock.say("operator started (caches synced)");
+
+    let cluster = manifests::create(&client, &parse_all(&[CLUSTER])?).await?;
+    let uid = cluster
+        .first()
+        .and_then(|c| c.metadata.uid.clone())
+        .context("the Cluster has no uid")?;
+    manifests::create(&client, &parse_all(&TEMPLATES)?).await?;
+    let mut owned = parse_all(&OWNED)?;
+    for manifest in &mut owned {
+        set_owner_uid(manifest, &uid);
+    }
+    manifests::create(&client, &owned).await?;
+    manifests::create(&client, &parse_all(&APPLIES)?).await?;
+    clock.say(&format!(
+        "created Cluster default/demo-cluster (uid {uid}), its CAPTCluster and CAPTControlPlane \
+         (owner references set), 2 WorkspaceTemplates and 2 WorkspaceTemplateApplies"
+    ));
+
+    let crossplane = tokio::spawn(Crossplane::new(&client, "default").await?.run(step, clock));
+    let result = watch_tables(&client, &crds, clock).await;
+    crossplane.abort();
+    let metrics = operator.metrics();
+    operator.shutdown().await?;
+    result?;
+    let cluster: Api<DynamicObject> =
+        Api::default_namespaced_with(client, &resource_of(crd(&crds, "clusters")?)?);
+    let cluster = serde_json::to_value(cluster.get("demo-cluster").await?)?;
+    let field = |path: &str| {
+        cluster
+            .pointer(path)
+            .map_or("<none>".into(), ToString::to_string)
+    };
+    clock.say(&format!(
+        "Cluster demo-cluster: infrastructureReady={}, controlPlaneReady={}, \
+         controlPlaneEndpoint={}, conditions={}",
+        field("/status/infrastructureReady"),
+        field("/status/controlPlaneReady"),
+        field("/spec/controlPlaneEndpoint"),
+        field("/status/conditions"),
+    ));
+    clock.say(&format!(
+        "both Ready: {} reconciles, {} patches sent, {} skipped as no-ops, {} conflicts",
+        sum_metric(&metrics, "capt_host_reconciles_total"),
+        sum_metric(&metrics, "capt_host_patches_total"),
+        sum_metric(&metrics, "capt_host_writes_skipped_total"),
+        sum_metric(&metrics, "capt_host_patch_conflicts_total"),
+    ));
+    Ok(())
+}
+
+/// Prints the tables each time a cell (other than an age) changes, until every shown object
+/// is Ready.
+async fn watch_tables(client: &Client, crds: &[Value], clock: Clock) -> anyhow::Result<()> {
+    let mut shown = Vec::new();
+    for plural in SHOWN {
+        let crd = crd(crds, plural)?;
+        let table =
+            Table::of_crd(crd).with_context(|| format!("the {plural} CRD serves no version"))?;
+        let api: Api<DynamicObject> =
+            Api::namespaced_with(client.clone(), "default", &resource_of(crd)?);
+        shown.push((table, api));
+    }
+    let mut last = Vec::new();
+    loop {
+        let mut objects = Vec::new();
+        for (_, api) in &shown {
+            let list = api.list(&Default::default()).await?;
+            objects.push(
+                list.items
+                    .iter()
+                    .map(serde_json::to_value)
+                    .collect::<Result<Vec<_>, _>>()?,
+            );
+        }
+        let fingerprint: Vec<_> = shown
+            .iter()
+            .zip(&objects)
+            .map(|((table, _), objects)| table.fingerprint(objects))
+            .collect();
+        if fingerprint != last {
+            clock.say("kubectl get captclusters,captcontrolplanes");
+            let now = Utc::now();
+            let tables: Vec<String> = shown
+                .iter()
+                .zip(&objects)
+                .map(|((table, _), objects)| table.render(objects, now))
+                .collect();
+            println!("{}", tables.join("\n"));
+            last = fingerprint;
+        }
+        let ready = objects.iter().flatten().count() == SHOWN.len()
+            && objects
+                .iter()
+                .flatten()
+                .all(|o| o.pointer("/status/ready") == Some(&Value::Bool(true)));
+        if ready {
+            return Ok(());
+        }
+        tokio::time::sleep(POLL).await;
+    }
+}
+
+fn parse_all(texts: &[&str]) -> anyhow::Result<Vec<Value>> {
+    let mut all = Vec::new();
+    for text in texts {
+        all.extend(manifests::parse(text)?);
+    }
+    Ok(all)
+}
+
+/// Gives the owner references to a Cluster the Cluster's real uid (the samples carry a
+/// placeholder).
+fn set_owner_uid(manifest: &mut Value, uid: &str) {
+    if let Some(Value::Array(owners)) = manifest.pointer_mut("/metadata/ownerReferences") {
+        for owner in owners.iter_mut().filter(|o| o["kind"] == "Cluster") {
+            owner["uid"] = Value::String(uid.to_owned());
+        }
+    }
+}
+
+/// The CRD of `plural` among `crds`.
+fn crd<'a>(crds: &'a [Value], plural: &str) -> anyhow::Result<&'a Value> {
+    crds.iter()
+        .find(|c| c.pointer("/spec/names/plural").and_then(Value::as_str) == Some(plural))
+        .with_context(|| format!("no CRD for {plural}"))
+}
+
+/// The API resource a CRD's first served version defines.
+fn resource_of(crd: &Value) -> anyhow::Result<ApiResource> {
+    let text = |path: &str| {
+        crd.pointer(path)
+            .and_then(Value::as_str)
+            .map(str::to_owned)
+            .with_context(|| format!("the CRD has no {path}"))
+    };
+    let group = text("/spec/group")?;
+    let version = crd
+        .pointer("/spec/versions")
+        .and_then(Value::as_array)
+        .and_then(|versions| versions.iter().find(|v| v["served"] == true))
+        .and_then(|v| v["name"].as_str())
+        .context("the CRD serves no version")?
+        .to_owned();
+    Ok(ApiResource {
+        api_version: format!("{group}/{version}"),
+        group,
+        version,
+        kind: text("/spec/names/kind")?,
+        plural: text("/spec/names/plural")?,
+    })
+}
+
+/// The sum of every sample of a counter in OpenMetrics text.
+fn sum_metric(text: &str, name: &str) -> u64 {
+    text.lines()
+        .filter(|line| line.starts_with(name))
+        .filter_map(|line| line.rsplit(' ').next()?.parse::<f64>().ok())
+        .sum::<f64>() as u64
+}

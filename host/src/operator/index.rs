@@ -1,0 +1,195 @@
+//! [`TriggerIndex`]: everything the operator remembers per trigger object, in one place so
+//! that one rule bounds it.
+//!
+//! For each trigger: the objects its last reconcile read (the trigger itself excluded; found or
+//! reported missing; cached kinds only, since only they send change events), how many
+//! reconciles in a row failed (the backoff), and the last Warning event the host recorded about
+//! it (so that a failure repeating itself is recorded once). A reverse map answers "which
+//! triggers read this object?" when the object changes.
+//!
+//! Bound: each reconcile *replaces* its trigger's read set, and a trigger's entry is removed
+//! when the trigger is deleted. So the index holds, at any time, at most one entry per live
+//! trigger, each with the objects of that trigger's last reconcile (at most what the policy
+//! asked for in [`crate::rounds::MAX_ROUNDS`] rounds), and a reverse edge per such pair. It does
+//! not grow with time, with the number of reconciles, or with objects that are created and
+//! deleted: a deleted object stays only until the reconciles it re-triggers replace the sets
+//! that mention it.
+
+use std::collections::{HashMap, HashSet};
+
+use super::kinds::ObjectKey;
+
+/// A Warning event the host recorded about a trigger: `(reason, message)`.
+pub type Warning = (String, String);
+
+/// What the operator keeps about one trigger.
+#[derive(Debug, Default)]
+struct Entry {
+    reads: HashSet<ObjectKey>,
+    failures: u32,
+    warning: Option<Warning>,
+}
+
+/// Per-trigger state and the reverse dependency map. See the module docs for the bound.
+#[derive(Debug, Default)]
+pub struct TriggerIndex {
+    triggers: HashMap<ObjectKey, Entry>,
+    readers: HashMap<ObjectKey, HashSet<ObjectKey>>,
+}
+
+impl TriggerIndex {
+    /// Replaces what `trigger`'s reconciles read with `reads` (the trigger itself is ignored).
+    pub fn record_reads(&mut self, trigger: &ObjectKey, reads: HashSet<ObjectKey>) {
+        let entry = self.triggers.entry(trigger.clone()).or_default();
+        for stale in entry.reads.difference(&reads) {
+            unlink(&mut self.readers, stale, trigger);
+        }
+        for added in reads.difference(&entry.reads) {
+            if added != trigger {
+                self.readers
+                    .entry(added.clone())
+                    .or_default()
+                    .insert(trigger.clone());
+            }
+        }
+        entry.reads = reads;
+        entry.reads.remove(trigger);
+    }
+
+    /// The triggers whose last reconcile read `object`.
+    pub fn readers_of(&self, object: &ObjectKey) -> impl Iterator<Item = &ObjectKey> {
+        self.readers.get(object).into_iter().flatten()
+    }
+
+    /// Forgets everything about `trigger` (it was deleted).
+    pub fn forget(&mut self, trigger: &ObjectKey) {
+        if let Some(entry) = self.triggers.remove(trigger) {
+            for read in &entry.reads {
+                unlink(&mut self.readers, read, trigger);
+            }
+        }
+    }
+
+    /// Counts a failed reconcile of `trigger`; returns the failures in a row, this one included.
+    pub fn failed(&mut self, trigger: &ObjectKey) -> u32 {
+        let entry = self.triggers.entry(trigger.clone()).or_default();
+        entry.failures = entry.failures.saturating_add(1);
+        entry.failures
+    }
+
+    /// The failures in a row of `trigger` (0 after a success).
+    pub fn failures(&self, trigger: &ObjectKey) -> u32 {
+        self.triggers.get(trigger).map_or(0, |e| e.failures)
+    }
+
+    /// Records a successful reconcile: resets the failure count and the last warning.
+    pub fn succeeded(&mut self, trigger: &ObjectKey) {
+        if let Some(entry) = self.triggers.get_mut(trigger) {
+            entry.failures = 0;
+            entry.warning = None;
+        }
+    }
+
+    /// Remembers `warning` as the last one recorded about `trigger`; false when it is the
+    /// same as the last one (it need not be recorded again).
+    pub fn warn(&mut self, trigger: &ObjectKey, warning: Warning) -> bool {
+        let entry = self.triggers.entry(trigger.clone()).or_default();
+        if entry.warning.as_ref() == Some(&warning) {
+            return false;
+        }
+        entry.warning = Some(warning);
+        true
+    }
+
+    /// How many triggers and dependency edges the index holds.
+    pub fn size(&self) -> (usize, usize) {
+        let edges = self.readers.values().map(HashSet::len).sum();
+        (self.triggers.len(), edges)
+    }
+}
+
+fn unlink(
+    readers: &mut HashMap<ObjectKey, HashSet<ObjectKey>>,
+    object: &ObjectKey,
+    trigger: &ObjectKey,
+) {
+    if let Some(set) = readers.get_mut(object) {
+        set.remove(trigger);
+        if set.is_empty() {
+            readers.remove(object);
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::operator::kinds::KindKey;
+
+    fn key(name: &str) -> ObjectKey {
+        ObjectKey {
+            kind: KindKey::new("example.com", "Thing"),
+            namespace: Some("ns".into()),
+            name: name.into(),
+        }
+    }
+
+    fn set(names: &[&str]) -> HashSet<ObjectKey> {
+        names.iter().map(|n| key(n)).collect()
+    }
+
+    fn readers(index: &TriggerIndex, name: &str) -> Vec<String> {
+        let mut names: Vec<_> = index
+            .readers_of(&key(name))
+            .map(|k| k.name.clone())
+            .collect();
+        names.sort();
+        names
+    }
+
+    #[test]
+    fn each_reconcile_replaces_the_read_set_of_its_trigger() {
+        let mut index = TriggerIndex::default();
+        index.record_reads(&key("t1"), set(&["a", "b"]));
+        index.record_reads(&key("t2"), set(&["b"]));
+        assert_eq!(readers(&index, "b"), ["t1", "t2"]);
+        index.record_reads(&key("t1"), set(&["c"]));
+        assert_eq!(readers(&index, "a"), Vec::<String>::new());
+        assert_eq!(readers(&index, "b"), ["t2"]);
+        assert_eq!(readers(&index, "c"), ["t1"]);
+        assert_eq!(index.size(), (2, 2));
+    }
+
+    #[test]
+    fn a_trigger_is_not_its_own_reader() {
+        let mut index = TriggerIndex::default();
+        index.record_reads(&key("t"), set(&["t", "a"]));
+        assert!(readers(&index, "t").is_empty());
+        assert_eq!(index.size(), (1, 1));
+    }
+
+    #[test]
+    fn forgetting_a_trigger_removes_every_trace_of_it() {
+        let mut index = TriggerIndex::default();
+        index.record_reads(&key("t"), set(&["a", "b"]));
+        index.failed(&key("t"));
+        index.warn(&key("t"), ("Failed".into(), "boom".into()));
+        index.forget(&key("t"));
+        assert_eq!(index.size(), (0, 0));
+        assert_eq!(index.failures(&key("t")), 0);
+    }
+
+    #[test]
+    fn the_same_warning_is_recorded_once_until_a_success() {
+        let mut index = TriggerIndex::default();
+        let warning = || ("Failed".to_owned(), "boom".to_owned());
+        assert!(index.warn(&key("t"), warning()));
+        assert!(!index.warn(&key("t"), warning()));
+        assert!(index.warn(&key("t"), ("Failed".into(), "other".into())));
+        assert_eq!(index.failed(&key("t")), 1);
+        assert_eq!(index.failed(&key("t")), 2);
+        index.succeeded(&key("t"));
+        assert_eq!(index.failures(&key("t")), 0);
+        assert!(index.warn(&key("t"), warning()));
+    }
+}
