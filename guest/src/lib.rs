@@ -19,7 +19,7 @@
 pub use capt_policy as contract;
 
 mod captcluster;
-#[cfg(target_arch = "wasm32")]
+#[cfg(all(target_arch = "wasm32", feature = "component"))]
 mod component;
 mod conditions;
 mod controlplane;

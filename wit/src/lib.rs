@@ -5,6 +5,12 @@
 //! tests, benchmarks) and runs as a component; hosts use them as the one request/response model,
 //! whichever way the policy runs. The wasm glue on either side only converts between these and
 //! its generated bindings. Every type here has the meaning documented on its WIT twin.
+//!
+//! Built for wasm32 with the `guest` feature, `guest` also exports any Rust policy as a component
+//! (`export_policy!`), so guests need no glue of their own.
+
+#[cfg(all(target_arch = "wasm32", feature = "guest"))]
+pub mod guest;
 
 /// The WIT package version this crate mirrors.
 pub const CONTRACT_VERSION: &str = "0.1.0";

@@ -20,8 +20,8 @@ use std::process::{Command, Stdio};
 const PACKAGE: &str = "policy-fixtures";
 /// The file names rustc gives its component and dep-info file (the package name with `_`).
 const ARTIFACT: &str = "policy_fixtures";
-/// The profile variants are built with (the root `Cargo.toml`: release without LTO, for
-/// build speed; LTO would also break the linking trick of `tests/fixture-guests/build.rs`).
+/// The profile variants are built with (the root `Cargo.toml`: release at opt-level 1 without
+/// LTO, for build speed).
 const PROFILE: &str = "fixture";
 /// No WASI, linked into a component by wasm-component-ld: what a policy is built for.
 const UNKNOWN: &str = "wasm32-unknown-unknown";
@@ -151,7 +151,6 @@ fn build() -> Result<(), String> {
         workspace.join("guest").join("Cargo.toml"),
         workspace.join("wit").join("Cargo.toml"),
         guest_dir.join("Cargo.toml"),
-        guest_dir.join("build.rs"),
     ] {
         println!("cargo:rerun-if-changed={}", path.display());
     }

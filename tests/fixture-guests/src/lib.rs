@@ -2,9 +2,9 @@
 //!
 //! Test fixtures for hosts: every cargo feature of this crate is one [`Variant`], and a wasm
 //! build enables exactly one of them, so each build yields one component. Every variant wraps
-//! the real policy (the `capt-status` crate): the component glue (`component.rs`) converts a call to
-//! [`capt_policy`] types and calls [`metadata`] and [`reconcile`] here, which run the real
-//! logic with the variant's change around it.
+//! the real policy (the `capt-status` crate, linked without its own component glue): the
+//! component glue (`component.rs`, through `capt_policy::export_policy!`) calls [`metadata`]
+//! and [`reconcile`] here, which run the real logic with the variant's change around it.
 //!
 //! The artifacts crate (`artifacts/`, package `policy-fixture-artifacts`) builds every variant
 //! and hands tests their paths; `README.md` says what each is for and how to add one. Built
@@ -109,38 +109,8 @@ pub const V2_SUFFIX: &str = " (policy v2)";
 /// The `panic` variant's panic message.
 pub const PANIC_MESSAGE: &str = "policy-fixtures: deliberate panic in reconcile (panic fixture)";
 
-/// The real policy, which every variant wraps; the `old-world` component links a stand-in.
-///
-/// `capt-status` built for wasm32 brings its own export glue for `capt:policy@0.1.0`, so a
-/// component that links it exports `capt:policy/reconciler@0.1.0` whatever this crate's glue
-/// does (`build.rs` makes ours win for the 0.1.0 variants). The `old-world` component must
-/// export only `@0.2.0`, so it does not link `capt-status`: the host refuses it before calling
-/// anything, and the stand-in only has to type-check. Nothing compiled into that build may
-/// name the `capt_status` crate, not even an intra-doc link: naming it is enough to link it.
-mod real {
-    #[cfg(not(all(target_arch = "wasm32", feature = "old-world")))]
-    pub use capt_status::{metadata, reconcile};
-
-    #[cfg(all(target_arch = "wasm32", feature = "old-world"))]
-    pub fn metadata() -> capt_policy::Metadata {
-        capt_policy::Metadata {
-            name: "capt-status".into(),
-            version: "0.2.0-old-world".into(),
-            triggers: vec![],
-            reads: vec![],
-            default_settings: "{}".into(),
-        }
-    }
-
-    #[cfg(all(target_arch = "wasm32", feature = "old-world"))]
-    pub fn reconcile(
-        _: &capt_policy::Request,
-    ) -> Result<capt_policy::Response, capt_policy::Error> {
-        Err(capt_policy::Error::Internal(
-            "the old-world fixture has no policy logic".into(),
-        ))
-    }
-}
+/// The real policy, which every variant wraps.
+use capt_status as real;
 
 /// The enabled variant's `metadata()`.
 pub fn metadata() -> Metadata {
@@ -304,6 +274,7 @@ mod tests {
             .lines()
             .skip(1)
             .take_while(|line| !line.trim().is_empty())
+            .filter(|line| !line.starts_with('#'))
             .map(|line| line.split_once(" = ").unwrap().0)
             .collect();
         let variants: Vec<_> = Variant::ALL.iter().map(|v| v.feature()).collect();
