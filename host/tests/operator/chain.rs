@@ -1,0 +1,186 @@
+//! The full chain, from a new Cluster to both CAPT objects and the Cluster ready.
+
+use inproc_apiserver::Verb;
+use serde_json::json;
+
+use crate::common::{
+    Capt, condition_of, config, endpoint_url, eventually, http_get, metric, server, start,
+};
+
+/// The kinds the operator watches: it never GETs them one by one.
+const CACHED: [&str; 5] = [
+    "captclusters",
+    "captcontrolplanes",
+    "clusters",
+    "workspacetemplateapplies",
+    "workspaces",
+];
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_full_chain_converges_on_every_object_including_the_cluster() {
+    crate::common::trace();
+    let server = server().await;
+    let capt = Capt::new(&server);
+    let mut config = config("chain");
+    config.metrics_addr = Some("127.0.0.1:0".parse().unwrap());
+    let (operator, _) = start(&server, config).await;
+    server.reset_requests();
+
+    capt.create("demo").await;
+    eventually("the CAPTCluster to wait for its Workspace", || async {
+        capt.capt_cluster("demo")
+            .and_then(|c| condition_of(&c, "Ready"))
+            .as_deref()
+            == Some("False/WaitingForWorkspace")
+    })
+    .await;
+    capt.provision_vpc("demo").await;
+    // The VPC is ready, but the endpoint only the control plane provides is not known yet.
+    eventually("the VPC to be ready", || async {
+        capt.capt_cluster("demo")
+            .and_then(|c| condition_of(&c, "Ready"))
+            .as_deref()
+            == Some("False/WaitingForControlPlaneEndpoint")
+    })
+    .await;
+    capt.provision_control_plane("demo").await;
+    eventually("every object to converge", || capt.converged("demo")).await;
+
+    let host = endpoint_url("demo")
+        .trim_start_matches("https://")
+        .to_owned();
+    let endpoint = json!({"host": host, "port": 443});
+    let zones = json!({
+        "ap-northeast-1a": {"controlPlane": true},
+        "ap-northeast-1c": {"controlPlane": true},
+        "ap-northeast-1d": {"controlPlane": true},
+    });
+
+    let capt_cluster = capt.capt_cluster("demo").unwrap();
+    let status = &capt_cluster["status"];
+    assert_eq!(status["ready"], true);
+    assert_eq!(status["vpcId"], "vpc-demo");
+    assert_eq!(status["endpoint"], format!("{host}:443"));
+    assert_eq!(status["initialization"]["provisioned"], true);
+    assert_eq!(
+        condition_of(&capt_cluster, "Ready").as_deref(),
+        Some("True/VPCCreated")
+    );
+    assert_eq!(
+        condition_of(&capt_cluster, "VPCReady").as_deref(),
+        Some("True/VPCCreated")
+    );
+    assert_eq!(
+        condition_of(&capt_cluster, "VPCCreating").as_deref(),
+        Some("False/VPCCreated")
+    );
+
+    let control_plane = capt.control_plane("demo").unwrap();
+    let status = &control_plane["status"];
+    assert_eq!(control_plane["spec"]["controlPlaneEndpoint"], endpoint);
+    assert_eq!(status["ready"], true);
+    assert_eq!(status["initialized"], true);
+    assert_eq!(status["phase"], "Ready");
+    assert_eq!(status["endpoint"], format!("{host}:443"));
+    assert_eq!(status["initialization"]["controlPlaneInitialized"], true);
+    assert_eq!(
+        condition_of(&control_plane, "Ready").as_deref(),
+        Some("True/ControlPlaneReady")
+    );
+
+    let cluster = capt.cluster("demo").unwrap();
+    let status = &cluster["status"];
+    assert_eq!(cluster["spec"]["controlPlaneEndpoint"], endpoint);
+    assert_eq!(status["infrastructureReady"], true);
+    assert_eq!(status["controlPlaneReady"], true);
+    assert_eq!(status["failureDomains"], zones);
+    assert_eq!(
+        condition_of(&cluster, "ControlPlaneInitialized")
+            .as_deref()
+            .map(|c| &c[..4]),
+        Some("True")
+    );
+
+    // One Normal event per Ready transition, reported by this replica.
+    for (kind, reason) in [
+        ("CAPTCluster", "VPCCreated"),
+        ("CAPTControlPlane", "ControlPlaneReady"),
+    ] {
+        let events = capt.events_about(kind, "demo");
+        let event = events
+            .iter()
+            .find(|e| e.reason.as_deref() == Some(reason))
+            .unwrap_or_else(|| panic!("no {reason} event on the {kind}: {events:?}"));
+        assert_eq!(event.type_.as_deref(), Some("Normal"));
+        assert_eq!(event.reporting_controller.as_deref(), Some("capt-status"));
+        assert_eq!(event.reporting_instance.as_deref(), Some("chain"));
+    }
+
+    // Cached kinds are read from the cache; the Secret (not watched) with GETs only.
+    let requests = server.requests();
+    for plural in CACHED {
+        assert_eq!(requests.count(Verb::Get, plural), 0, "GETs of {plural}");
+    }
+    assert!(
+        requests.count(Verb::Get, "secrets") > 0,
+        "the endpoint comes from the Secret"
+    );
+    assert_eq!(
+        requests.count(Verb::List, "secrets"),
+        0,
+        "Secrets are never listed"
+    );
+    assert_eq!(
+        requests.count(Verb::Watch, "secrets"),
+        0,
+        "Secrets are never watched"
+    );
+
+    // Writes per converged object: the operator patches the CAPTCluster, the CAPTControlPlane
+    // and the Cluster (the test only creates them).
+    let patches: u64 = ["captclusters", "captcontrolplanes", "clusters"]
+        .iter()
+        .map(|plural| requests.count(Verb::Patch, plural))
+        .sum();
+    let events = requests.writes_to("events");
+    let metrics = operator.metrics();
+    let conflicts = metric(&metrics, "capt_host_patch_conflicts_total", &[]);
+    eprintln!(
+        "full chain: {patches} patch requests for 3 objects ({:.1} per object; {conflicts} \
+         refused as conflicts), {events} event writes, {} reconciles",
+        patches as f64 / 3.0,
+        metric(&metrics, "capt_host_reconciles_total", &[]),
+    );
+    // The policy moves the objects through 9 distinct status states in this chain (CAPTCluster:
+    // waiting for the apply, the workspace, VPC creating, waiting for the endpoint, ready;
+    // CAPTControlPlane: waiting for the VPC, for the apply, creating, ready, plus its spec);
+    // with the Cluster's propagation, about 20 writes are needed. Stale reads may add
+    // refused attempts, never unbounded ones.
+    assert!(patches <= 40, "{patches} patch requests");
+
+    // The HTTP endpoints.
+    let addr = operator.http_addr().expect("an HTTP address");
+    assert_eq!(http_get(addr, "/healthz").await, (200, "ok".to_owned()));
+    assert_eq!(http_get(addr, "/readyz").await, (200, "ok".to_owned()));
+    let (code, text) = http_get(addr, "/metrics").await;
+    assert_eq!(code, 200);
+    assert!(
+        metric(
+            &text,
+            "capt_host_reconciles_total",
+            &[("kind", "CAPTCluster")]
+        ) >= 1.0
+    );
+    assert!(
+        metric(
+            &text,
+            "capt_host_patches_total",
+            &[("subresource", "status")]
+        ) >= 1.0
+    );
+    assert_eq!(metric(&text, "capt_host_leader", &[]), 1.0);
+    assert!(text.contains("capt_host_reconcile_duration_seconds_bucket"));
+    assert!(text.contains("capt_host_guest_call_duration_seconds_count"));
+
+    operator.shutdown().await.expect("a clean shutdown");
+}

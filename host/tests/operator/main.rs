@@ -1,0 +1,24 @@
+//! The operator (`capt-host run`), end to end: the real `kube::Client` over HTTP against the
+//! in-process API server (`inproc-apiserver`), the embedded capt-status policy, the CAPT CRDs,
+//! and the test playing Crossplane. One binary, so the heavy crates link once.
+//!
+//! The policy's `pollInterval` is an hour in these tests: every convergence below happens
+//! because the operator re-triggered on a change, never because of a poll.
+//!
+//! - `chain`: the full chain converges on every object, the Cluster included; writes per object;
+//!   no GET for cached kinds; the HTTP endpoints;
+//! - `steady`: once converged, nothing is written, even by a restarted operator;
+//! - `retrigger`: a change re-triggers exactly the triggers that read the object;
+//! - `faults`: conflicts, server errors, a concurrent writer, dropped watches and expired
+//!   watch history;
+//! - `leader`: only the leader writes; a standby takes over after a graceful shutdown and after
+//!   a lost Lease;
+//! - `invalid`: an object the policy rejects is a Warning event and backoff, not a panic.
+
+mod chain;
+mod common;
+mod faults;
+mod invalid;
+mod leader;
+mod retrigger;
+mod steady;
