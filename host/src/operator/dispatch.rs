@@ -10,9 +10,11 @@
 //! kind (the controller's scheduler merges duplicates). Between terms (a standby, or a leader
 //! stepping down) nothing is sent, and a new term starts by requesting every trigger object.
 //!
-//! A re-list after a watch expired (410) replaces a store without delete events: the store's
-//! objects are remembered at `Init`, and at `InitDone` those that were not listed again are
-//! treated as deleted; those listed again at the same resourceVersion are not changes.
+//! A re-list after a watch expired (410) replaces a store at once, at `InitDone`, without
+//! delete events: the store's objects are remembered at `Init`; objects listed again at the
+//! same resourceVersion are not changes; the others are dispatched at `InitDone`, once the
+//! store holds them (a reconcile started earlier would read the old store), together with the
+//! objects that were not listed again, as deleted.
 
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex, PoisonError};
@@ -40,8 +42,16 @@ pub(crate) struct Dispatcher {
 #[derive(Default)]
 struct State {
     term: Option<TermSenders>,
-    /// Per kind being re-listed: the objects of its store before the re-list, by key.
-    relists: HashMap<KindKey, HashMap<ObjectKey, Arc<DynamicObject>>>,
+    /// The kinds being re-listed.
+    relists: HashMap<KindKey, Relist>,
+}
+
+/// A re-list in progress.
+struct Relist {
+    /// The store's objects before it, by key; those listed again are removed.
+    before: HashMap<ObjectKey, Arc<DynamicObject>>,
+    /// The objects listed with a new version (or new), dispatched at `InitDone`.
+    changed: Vec<DynamicObject>,
 }
 
 impl Dispatcher {
@@ -70,25 +80,34 @@ impl Dispatcher {
                     .into_iter()
                     .map(|object| (kind.object_key(&object), object))
                     .collect();
-                lock(&self.state).relists.insert(kind.key(), before);
+                let relist = Relist {
+                    before,
+                    changed: Vec::new(),
+                };
+                lock(&self.state).relists.insert(kind.key(), relist);
             }
             Event::InitApply(object) => {
-                let key = kind.object_key(object);
-                let before = lock(&self.state)
-                    .relists
-                    .get_mut(&kind.key())
-                    .and_then(|before| before.remove(&key));
+                let mut state = lock(&self.state);
+                let Some(relist) = state.relists.get_mut(&kind.key()) else {
+                    return;
+                };
+                let before = relist.before.remove(&kind.object_key(object));
                 let unchanged = before.is_some_and(|before| {
                     before.resource_version().is_some()
                         && before.resource_version() == object.resource_version()
                 });
                 if !unchanged {
-                    self.changed(kind, object, false);
+                    relist.changed.push(object.clone());
                 }
             }
             Event::InitDone => {
-                let gone = lock(&self.state).relists.remove(&kind.key());
-                for object in gone.into_iter().flat_map(HashMap::into_values) {
+                let Some(relist) = lock(&self.state).relists.remove(&kind.key()) else {
+                    return;
+                };
+                for object in &relist.changed {
+                    self.changed(kind, object, false);
+                }
+                for object in relist.before.into_values() {
                     self.changed(kind, &object, true);
                 }
             }
@@ -98,9 +117,18 @@ impl Dispatcher {
     /// Starts a term: requests go to `senders` from now on, starting with every trigger
     /// object in `cache`.
     pub(crate) fn begin_term(&self, senders: TermSenders, cache: &Cache) {
+        self.begin_term_with(senders, |kind| cache.store(kind));
+    }
+
+    /// [`Dispatcher::begin_term`] with the trigger kinds' stores given by `store_of`.
+    fn begin_term_with<'a>(
+        &self,
+        senders: TermSenders,
+        store_of: impl Fn(&KindKey) -> Option<&'a Store<DynamicObject>>,
+    ) {
         let mut state = lock(&self.state);
         for info in self.kinds.triggers() {
-            let (Some(sender), Some(store)) = (senders.get(&info.key()), cache.store(&info.key()))
+            let (Some(sender), Some(store)) = (senders.get(&info.key()), store_of(&info.key()))
             else {
                 continue;
             };
@@ -165,4 +193,189 @@ impl Dispatcher {
 /// Locks `mutex`, ignoring poisoning: every critical section leaves the data consistent.
 pub(crate) fn lock<T>(mutex: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
     mutex.lock().unwrap_or_else(PoisonError::into_inner)
+}
+
+#[cfg(test)]
+mod tests {
+    use std::collections::HashSet;
+
+    use futures::channel::mpsc::{UnboundedReceiver, unbounded};
+    use kube::api::ApiResource;
+    use kube::runtime::reflector::store::Writer;
+    use serde_json::json;
+
+    use super::*;
+
+    fn info(kind: &str, trigger: bool) -> KindInfo {
+        KindInfo {
+            api_resource: ApiResource {
+                group: "example.com".into(),
+                version: "v1".into(),
+                api_version: "example.com/v1".into(),
+                kind: kind.into(),
+                plural: format!("{}s", kind.to_lowercase()),
+            },
+            namespaced: true,
+            status_subresource: true,
+            trigger,
+            cached: true,
+        }
+    }
+
+    fn object(kind: &str, name: &str, version: &str, owner: Option<&str>) -> DynamicObject {
+        let owners: Vec<_> = owner
+            .map(
+                |o| json!({"apiVersion": "example.com/v1", "kind": "Thing", "name": o, "uid": "u"}),
+            )
+            .into_iter()
+            .collect();
+        serde_json::from_value(json!({
+            "apiVersion": "example.com/v1", "kind": kind,
+            "metadata": {"name": name, "namespace": "ns", "resourceVersion": version,
+                         "ownerReferences": owners},
+        }))
+        .unwrap()
+    }
+
+    fn key(kind: &str, name: &str) -> ObjectKey {
+        ObjectKey {
+            kind: KindKey::new("example.com", kind),
+            namespace: Some("ns".into()),
+            name: name.into(),
+        }
+    }
+
+    /// A dispatcher over the trigger kind `Thing` and the read kind `Dep`, in a term whose
+    /// requests arrive on the receiver; `Dep`'s writer and store mimic a reflector.
+    struct Fixture {
+        dispatcher: Dispatcher,
+        index: Arc<Mutex<TriggerIndex>>,
+        thing: KindInfo,
+        dep: KindInfo,
+        writer: Writer<DynamicObject>,
+        requests: UnboundedReceiver<StoreRef<DynamicObject>>,
+    }
+
+    impl Fixture {
+        fn new() -> Self {
+            let (thing, dep) = (info("Thing", true), info("Dep", false));
+            let kinds = Arc::new(Kinds::from_infos([thing.clone(), dep.clone()]));
+            let index = Arc::new(Mutex::new(TriggerIndex::default()));
+            let dispatcher = Dispatcher::new(kinds, index.clone());
+            let (sender, requests) = unbounded();
+            let senders = TermSenders::from([(thing.key(), sender)]);
+            dispatcher.begin_term_with(senders, |_| None);
+            let writer = Writer::new(dep.api_resource.clone());
+            Self {
+                dispatcher,
+                index,
+                thing,
+                dep,
+                writer,
+                requests,
+            }
+        }
+
+        /// Applies `event` of a `Dep` to the store, then dispatches it.
+        fn dep_event(&mut self, event: Event<DynamicObject>) {
+            self.writer.apply_watcher_event(&event);
+            let store = self.writer.as_reader();
+            self.dispatcher.on_event(&self.dep, &event, &store);
+        }
+
+        /// The names of the triggers requested so far.
+        fn requested(&mut self) -> HashSet<String> {
+            let mut names = HashSet::new();
+            while let Ok(reference) = self.requests.try_recv() {
+                names.insert(reference.name);
+            }
+            names
+        }
+    }
+
+    fn names(names: &[&str]) -> HashSet<String> {
+        names.iter().map(|n| (*n).to_owned()).collect()
+    }
+
+    #[test]
+    fn a_change_requests_the_triggers_that_read_the_object_and_its_owners() {
+        let mut fixture = Fixture::new();
+        fixture
+            .index
+            .lock()
+            .unwrap()
+            .record_reads(&key("Thing", "t1"), [key("Dep", "d1")].into());
+        fixture.dep_event(Event::Apply(object("Dep", "d1", "1", None)));
+        assert_eq!(fixture.requested(), names(&["t1"]));
+        fixture.dep_event(Event::Apply(object("Dep", "d2", "1", Some("t2"))));
+        assert_eq!(fixture.requested(), names(&["t2"]), "the owner");
+        fixture.dep_event(Event::Delete(object("Dep", "d1", "1", None)));
+        assert_eq!(
+            fixture.requested(),
+            names(&["t1"]),
+            "a deletion is a change"
+        );
+    }
+
+    #[test]
+    fn a_changed_trigger_is_requested_and_a_deleted_one_forgotten() {
+        let mut fixture = Fixture::new();
+        let thing = fixture.thing.clone();
+        let store = Writer::new(thing.api_resource.clone()).as_reader();
+        fixture
+            .index
+            .lock()
+            .unwrap()
+            .record_reads(&key("Thing", "t1"), [key("Dep", "d1")].into());
+        let t1 = object("Thing", "t1", "1", None);
+        fixture
+            .dispatcher
+            .on_event(&thing, &Event::Apply(t1.clone()), &store);
+        assert_eq!(fixture.requested(), names(&["t1"]));
+        fixture
+            .dispatcher
+            .on_event(&thing, &Event::Delete(t1), &store);
+        assert_eq!(fixture.requested(), names(&[]));
+        assert_eq!(fixture.index.lock().unwrap().size(), (0, 0));
+    }
+
+    #[test]
+    fn a_relist_dispatches_changes_and_deletions_once_the_store_holds_them() {
+        let mut fixture = Fixture::new();
+        {
+            let mut index = fixture.index.lock().unwrap();
+            index.record_reads(&key("Thing", "t1"), [key("Dep", "d1")].into());
+            index.record_reads(&key("Thing", "t2"), [key("Dep", "d2")].into());
+            index.record_reads(&key("Thing", "t3"), [key("Dep", "d3")].into());
+        }
+        for name in ["d1", "d2"] {
+            fixture.dep_event(Event::Apply(object("Dep", name, "1", None)));
+        }
+        fixture.requested();
+
+        // d1 unchanged, d2 gone, d3 new.
+        fixture.dep_event(Event::Init);
+        fixture.dep_event(Event::InitApply(object("Dep", "d1", "1", None)));
+        fixture.dep_event(Event::InitApply(object("Dep", "d3", "1", None)));
+        assert_eq!(
+            fixture.requested(),
+            names(&[]),
+            "nothing before the store is replaced"
+        );
+        fixture.dep_event(Event::InitDone);
+        assert_eq!(fixture.requested(), names(&["t2", "t3"]));
+    }
+
+    #[test]
+    fn between_terms_nothing_is_requested() {
+        let mut fixture = Fixture::new();
+        fixture
+            .index
+            .lock()
+            .unwrap()
+            .record_reads(&key("Thing", "t1"), [key("Dep", "d1")].into());
+        fixture.dispatcher.end_term();
+        fixture.dep_event(Event::Apply(object("Dep", "d1", "1", None)));
+        assert_eq!(fixture.requested(), names(&[]));
+    }
 }

@@ -211,6 +211,17 @@ impl Kinds {
         Ok(Self { by_key })
     }
 
+    /// Kinds already resolved (for tests).
+    #[cfg(test)]
+    pub(crate) fn from_infos(infos: impl IntoIterator<Item = KindInfo>) -> Self {
+        Self {
+            by_key: infos
+                .into_iter()
+                .map(|info| (info.key(), Arc::new(info)))
+                .collect(),
+        }
+    }
+
     /// The kind with this key, if the policy declared it.
     pub fn get(&self, key: &KindKey) -> Option<&Arc<KindInfo>> {
         self.by_key.get(key)

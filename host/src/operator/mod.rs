@@ -254,11 +254,14 @@ async fn operate(
     let cache = Arc::new(cache);
     let synced = {
         let (cache, shared) = (cache.clone(), shared.clone());
-        tokio::spawn(async move {
-            cache.synced().await;
-            shared.ready.send_replace(true);
-            tracing::info!("caches synced: ready");
-        })
+        tokio::spawn(
+            async move {
+                cache.synced().await;
+                shared.ready.send_replace(true);
+                tracing::info!("caches synced: ready");
+            }
+            .in_current_span(),
+        )
     };
 
     let election = match &config.leader_election {
