@@ -7,6 +7,10 @@
 //! lines, so an unchanged guest costs nothing; when the guest did change, the nested cargo is
 //! incremental. The component is copied to `OUT_DIR/default-policy.wasm`, whose path is
 //! exported to every target of this package as `CAPT_HOST_DEFAULT_POLICY`.
+//!
+//! It also embeds the default policy's scenario suite (`policies/capt-status/scenarios`), the
+//! default canary of hot swaps: `OUT_DIR/canary-scenarios.rs` lists each file with
+//! `include_str!`.
 
 use std::env;
 use std::fs;
@@ -90,6 +94,8 @@ fn build() -> Result<(), String> {
         println!("cargo:rerun-if-changed={}", path.display());
     }
 
+    embed_canary_suite(&workspace, &out_dir)?;
+
     let embedded = out_dir.join("default-policy.wasm");
     fs::copy(&wasm, &embedded).map_err(|e| {
         format!(
@@ -102,6 +108,54 @@ fn build() -> Result<(), String> {
         "cargo:rustc-env=CAPT_HOST_DEFAULT_POLICY={}",
         embedded.display()
     );
+    Ok(())
+}
+
+/// The scenario suite of the default policy, embedded as the default canary of hot swaps
+/// (`capt_host::swap`): writes `OUT_DIR/canary-scenarios.rs`, a list of
+/// `(path relative to the suite, include_str!(file))`, sorted by path.
+fn embed_canary_suite(workspace: &Path, out_dir: &Path) -> Result<(), String> {
+    let suite = workspace
+        .join("policies")
+        .join("capt-status")
+        .join("scenarios");
+    println!("cargo:rerun-if-changed={}", suite.display());
+    let mut files = Vec::new();
+    collect_yaml(&suite, &mut files)?;
+    files.sort();
+    let mut code = String::from("&[\n");
+    for file in &files {
+        let relative = file
+            .strip_prefix(&suite)
+            .map_err(|e| e.to_string())?
+            .components()
+            .map(|c| c.as_os_str().to_string_lossy().into_owned())
+            .collect::<Vec<_>>()
+            .join("/");
+        code.push_str(&format!(
+            "    ({relative:?}, include_str!({:?})),\n",
+            file.display().to_string()
+        ));
+    }
+    code.push_str("]\n");
+    let generated = out_dir.join("canary-scenarios.rs");
+    fs::write(&generated, code).map_err(|e| format!("could not write {}: {e}", generated.display()))
+}
+
+fn collect_yaml(dir: &Path, files: &mut Vec<PathBuf>) -> Result<(), String> {
+    let entries =
+        fs::read_dir(dir).map_err(|e| format!("could not read {}: {e}", dir.display()))?;
+    for entry in entries {
+        let path = entry.map_err(|e| e.to_string())?.path();
+        if path.is_dir() {
+            collect_yaml(&path, files)?;
+        } else if path
+            .extension()
+            .is_some_and(|ext| ext == "yaml" || ext == "yml")
+        {
+            files.push(path);
+        }
+    }
     Ok(())
 }
 

@@ -134,6 +134,19 @@ impl Engine {
         &self.inner.limits
     }
 
+    /// A digest (lowercase hex SHA-256) of everything that decides whether code compiled by
+    /// this engine can run in another one: the wasmtime version, the compiler and its
+    /// settings, the target. Equal digests: [`crate::CompileCache`] entries are interchangeable.
+    pub fn compatibility_hash(&self) -> String {
+        use std::hash::Hash as _;
+        let mut hasher = Sha256Hasher(sha2::Sha256::default());
+        self.inner
+            .engine
+            .precompile_compatibility_hash()
+            .hash(&mut hasher);
+        crate::wasm::hex(&sha2::Digest::finalize(hasher.0))
+    }
+
     pub(crate) fn wasmtime(&self) -> &wasmtime::Engine {
         &self.inner.engine
     }
@@ -166,6 +179,23 @@ impl Engine {
             .max(1);
         store.set_epoch_deadline(u64::try_from(ticks).unwrap_or(u64::MAX));
         store
+    }
+}
+
+/// A [`std::hash::Hasher`] feeding SHA-256: a digest that is stable across processes (unlike
+/// the standard library's hashers), for [`Engine::compatibility_hash`].
+struct Sha256Hasher(sha2::Sha256);
+
+impl std::hash::Hasher for Sha256Hasher {
+    fn finish(&self) -> u64 {
+        let digest = sha2::Digest::finalize(self.0.clone());
+        let mut first = [0; 8];
+        first.copy_from_slice(&digest[..8]);
+        u64::from_le_bytes(first)
+    }
+
+    fn write(&mut self, bytes: &[u8]) {
+        sha2::Digest::update(&mut self.0, bytes);
     }
 }
 

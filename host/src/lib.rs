@@ -19,11 +19,14 @@
 //!   reconciles, patches, events, leader election, metrics.
 //! - [`manifests`]: YAML manifests, parsed and created through any API server.
 //! - [`scenario`]: the scenario file format and its runner.
+//! - [`swap`]: hot swaps of the policy module (watch, compile cache, canary, shadow,
+//!   promotion, rollback); [`CompileCache`]: compiled modules on disk.
 //! - [`telemetry`]: logging to stderr.
 //!
 //! The `capt-host` binary (`main.rs`, `commands/`) is a thin command line over these.
 
 mod bindings;
+mod compile_cache;
 mod convert;
 pub mod engine;
 pub mod manifests;
@@ -31,14 +34,16 @@ pub mod operator;
 mod policy;
 pub mod rounds;
 pub mod scenario;
+pub mod swap;
 pub mod telemetry;
 pub mod view;
 mod wasm;
 pub mod world;
 
+pub use compile_cache::{CompileCache, CompileCacheError};
 pub use engine::{Engine, Limits};
 pub use policy::{BoxError, Policy, PolicyError};
-pub use wasm::{LoadError, WasmPolicy, WitItem};
+pub use wasm::{Compilation, LoadError, WasmPolicy, WitItem};
 
 /// The default policy component, built from the workspace's guest crate by `build.rs`.
 pub const DEFAULT_POLICY: &[u8] = include_bytes!(env!("CAPT_HOST_DEFAULT_POLICY"));

@@ -6,6 +6,7 @@
 //! failure is its own [`LoadError`] variant.
 
 use std::sync::Arc;
+use std::time::{Duration, Instant};
 
 use capt_policy::{CONTRACT_VERSION, Metadata, Request, Response};
 use sha2::{Digest, Sha256};
@@ -14,6 +15,7 @@ use wasmtime::component::types::ComponentItem;
 use wasmtime::{Store, Trap};
 
 use crate::bindings::{Policy as PolicyWorld, PolicyPre};
+use crate::compile_cache::CompileCache;
 use crate::convert;
 use crate::engine::{CallState, Engine};
 use crate::policy::{BoxError, Policy, PolicyError};
@@ -68,6 +70,24 @@ pub enum LoadError {
     InvalidMetadata(String),
 }
 
+impl LoadError {
+    /// A short, fixed name for the kind of failure (for metrics and logs).
+    pub fn kind(&self) -> &'static str {
+        match self {
+            Self::Engine(_) => "engine",
+            Self::NotWasm => "not_wasm",
+            Self::CoreModule => "core_module",
+            Self::Compile(_) => "compile",
+            Self::UnexpectedImport(_) => "unexpected_import",
+            Self::MissingExport(_) => "missing_export",
+            Self::IncompatibleVersion(_) => "incompatible_version",
+            Self::Link(_) => "link",
+            Self::Metadata(_) => "metadata",
+            Self::InvalidMetadata(_) => "invalid_metadata",
+        }
+    }
+}
+
 /// A loaded policy component.
 ///
 /// Holds the pre-instantiated component (type-checked and linked once) and its metadata. Each
@@ -82,6 +102,16 @@ pub struct WasmPolicy {
     metadata: Metadata,
     sha256: String,
     size: usize,
+    compilation: Compilation,
+}
+
+/// How a [`WasmPolicy`]'s code was obtained.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Compilation {
+    /// True when the code came from a [`CompileCache`] entry instead of a compile.
+    pub from_cache: bool,
+    /// The time the compile (or the cache read and check) took.
+    pub duration: Duration,
 }
 
 /// One import or export of a component, as WIT names it.
@@ -99,9 +129,37 @@ pub struct WitItem {
 impl WasmPolicy {
     /// Validates, compiles and links `bytes`, then calls `metadata()` once.
     pub fn load(engine: &Engine, bytes: &[u8]) -> Result<Self, LoadError> {
+        Self::load_with_cache(engine, bytes, None)
+    }
+
+    /// Like [`WasmPolicy::load`], with the compiled code taken from `cache` when it holds an
+    /// entry for these bytes and this engine, and stored there after a compile. A cache that
+    /// fails (an unreadable, corrupt or incompatible entry, a full disk) only costs a compile.
+    pub fn load_with_cache(
+        engine: &Engine,
+        bytes: &[u8],
+        cache: Option<&CompileCache>,
+    ) -> Result<Self, LoadError> {
         check_header(bytes)?;
-        let component =
-            Component::new(engine.wasmtime(), bytes).map_err(|e| LoadError::Compile(e.into()))?;
+        let sha256 = hex(&Sha256::digest(bytes));
+        let start = Instant::now();
+        let cached = cache.and_then(|cache| cache.get(engine, &sha256));
+        let from_cache = cached.is_some();
+        let component = match cached {
+            Some(component) => component,
+            None => {
+                let component = Component::new(engine.wasmtime(), bytes)
+                    .map_err(|e| LoadError::Compile(e.into()))?;
+                if let Some(cache) = cache {
+                    cache.put(engine, &sha256, &component);
+                }
+                component
+            }
+        };
+        let compilation = Compilation {
+            from_cache,
+            duration: start.elapsed(),
+        };
         check_world(engine, &component)?;
         let instance_pre = engine
             .linker()
@@ -121,9 +179,20 @@ impl WasmPolicy {
             pre,
             name: Arc::from(metadata.name.as_str()),
             metadata,
-            sha256: hex(&Sha256::digest(bytes)),
+            sha256,
             size: bytes.len(),
+            compilation,
         })
+    }
+
+    /// How the component's code was obtained: compiled now or taken from a cache.
+    pub fn compilation(&self) -> Compilation {
+        self.compilation
+    }
+
+    /// The engine the policy runs in.
+    pub fn engine(&self) -> &Engine {
+        &self.engine
     }
 
     /// The SHA-256 digest of the module's bytes, in lowercase hex.
@@ -359,7 +428,7 @@ fn response_text_bytes(response: &Response) -> usize {
     patches + events + requirements
 }
 
-fn hex(bytes: &[u8]) -> String {
+pub(crate) fn hex(bytes: &[u8]) -> String {
     bytes.iter().map(|b| format!("{b:02x}")).collect()
 }
 

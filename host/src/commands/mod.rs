@@ -79,7 +79,7 @@ pub enum Command {
     /// Print a policy component's metadata, digest, size, imports and exports.
     Inspect(inspect::Inspect),
     /// Run the operator: reconcile the policy's trigger objects in a Kubernetes cluster.
-    Run(run::Run),
+    Run(Box<run::Run>),
     /// Show the operator at work: an in-process API server, the CAPT samples and a simulated
     /// Crossplane, until both CAPT objects are Ready.
     Demo(demo::Demo),
@@ -92,7 +92,7 @@ impl Command {
             Self::Test(command) => command.run(),
             Self::Eval(command) => command.run(),
             Self::Inspect(command) => command.run(),
-            Self::Run(command) => command.run(),
+            Self::Run(command) => (*command).run(),
             Self::Demo(command) => command.run(),
         }
     }

@@ -3,18 +3,26 @@
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
+use std::time::Duration;
 
 use anyhow::Context as _;
 use capt_host::operator::{ActivePolicy, LeaderElection, Operator, OperatorConfig, PolicySlot};
+use capt_host::swap::{Canary, EventTarget, RollbackPolicy, SwapConfig, Swapper};
+use capt_host::{CompileCache, DEFAULT_POLICY, Engine, Limits, WasmPolicy};
 use clap::Args;
 use kube::config::{KubeConfigOptions, Kubeconfig};
 
-use super::{describe_module, load_module, read_yaml};
+use super::{describe_module, read_yaml};
 
 /// Runs the operator: watches the policy's trigger kinds (and the kinds it reads) and
 /// reconciles every trigger object when it, or an object its last reconcile read, changes;
 /// writes status and events; serves /metrics, /healthz and /readyz. Stops gracefully on
 /// SIGTERM or SIGINT (reconciles in flight finish, the Lease is released).
+///
+/// With --module, the module and settings files are watched: a new module is compiled, checked
+/// against the contract, run through the canary scenario suite (and optionally in shadow mode)
+/// and then replaces the running one without a restart; a promoted module that fails live
+/// reconciles is rolled back. GET /policy tells which module runs. See docs/hot-swap.md.
 #[derive(Debug, Args)]
 pub struct Run {
     /// The policy component (.wasm); default: the policy embedded at build time.
@@ -52,6 +60,93 @@ pub struct Run {
     /// else ~/.kube/config.
     #[arg(long, value_name = "FILE", env = "KUBECONFIG")]
     kubeconfig: Option<String>,
+    /// Watch --module and --settings and hot-swap the policy when they change: the default
+    /// when --module is given.
+    #[arg(long, env = "CAPT_WATCH_MODULE", overrides_with = "no_watch")]
+    watch_module: bool,
+    /// Load --module once; never swap it.
+    #[arg(long, env = "CAPT_NO_WATCH", overrides_with = "watch_module")]
+    no_watch: bool,
+    /// Refuse module files larger than this (bytes), without reading them.
+    #[arg(
+        long,
+        value_name = "BYTES",
+        env = "CAPT_MAX_MODULE_BYTES",
+        default_value_t = 16 << 20
+    )]
+    max_module_bytes: u64,
+    /// Keep compiled modules in DIR (created with mode 0700; refused if others can write to
+    /// it), keyed by module digest and engine, so a restart or a swap back skips the compile;
+    /// default: no cache.
+    #[arg(long, value_name = "DIR", env = "CAPT_COMPILE_CACHE")]
+    compile_cache: Option<PathBuf>,
+    /// The canary: the scenario files (.yaml) under DIR, which a new module must all pass
+    /// before it serves; default: the built-in suite of the capt-status policy.
+    #[arg(long, value_name = "DIR", env = "CAPT_CANARY_SCENARIOS")]
+    canary_scenarios: Option<PathBuf>,
+    /// Promote new modules without a canary run.
+    #[arg(long, env = "CAPT_NO_CANARY", conflicts_with = "canary_scenarios")]
+    no_canary: bool,
+    /// After its canary, run a new module in shadow mode for this long (e.g. 5m): it computes
+    /// the live reconciles next to the active module, its differences are counted and shown
+    /// on /policy, nothing it computes is applied. 0: promote at once.
+    #[arg(
+        long,
+        value_name = "DURATION",
+        env = "CAPT_SHADOW_DURATION",
+        default_value = "0s",
+        value_parser = duration
+    )]
+    shadow_duration: Duration,
+    /// Roll a promoted module back once this many of its reconciles failed, if they are also
+    /// more than --rollback-ratio of them, during its probation. 0: never roll back.
+    #[arg(
+        long,
+        value_name = "N",
+        env = "CAPT_ROLLBACK_THRESHOLD",
+        default_value_t = 5
+    )]
+    rollback_threshold: u64,
+    /// The share of failed reconciles (0 to 1) a rollback also needs.
+    #[arg(
+        long,
+        value_name = "RATIO",
+        env = "CAPT_ROLLBACK_RATIO",
+        default_value_t = 0.5
+    )]
+    rollback_ratio: f64,
+    /// A promoted module's probation ends after this many reconciles...
+    #[arg(
+        long,
+        value_name = "N",
+        env = "CAPT_PROBATION_RECONCILES",
+        default_value_t = 200
+    )]
+    probation_reconciles: u64,
+    /// ...or after this long, whichever comes first.
+    #[arg(
+        long,
+        value_name = "DURATION",
+        env = "CAPT_PROBATION_DURATION",
+        default_value = "10m",
+        value_parser = duration
+    )]
+    probation_duration: Duration,
+    /// The wall-clock time one policy call may take; a call past it is interrupted and fails
+    /// (that reconcile only, retried with backoff).
+    #[arg(
+        long,
+        value_name = "DURATION",
+        env = "CAPT_CALL_DEADLINE",
+        default_value = "1s",
+        value_parser = duration
+    )]
+    call_deadline: Duration,
+}
+
+/// Parses a Go-style duration (`90s`, `5m`, `250ms`, `0`).
+fn duration(text: &str) -> Result<Duration, String> {
+    capt_host::scenario::duration::parse(text)
 }
 
 impl Run {
@@ -67,17 +162,70 @@ impl Run {
             identity,
             namespace,
             kubeconfig,
+            watch_module,
+            no_watch,
+            max_module_bytes,
+            compile_cache,
+            canary_scenarios,
+            no_canary,
+            shadow_duration,
+            rollback_threshold,
+            rollback_ratio,
+            probation_reconciles,
+            probation_duration,
+            call_deadline,
         } = self;
-        let overrides = settings.as_deref().map(read_yaml).transpose()?;
-        let policy = load_module(module.as_deref())?;
-        let policy = ActivePolicy::wasm(policy, overrides.as_ref()).with_context(|| {
-            format!(
-                "invalid --settings for {}",
-                describe_module(module.as_deref())
-            )
+        anyhow::ensure!(
+            (0.0..=1.0).contains(&rollback_ratio),
+            "--rollback-ratio must be between 0 and 1"
+        );
+        let engine = Engine::new(Limits {
+            deadline: call_deadline,
+            ..Limits::default()
         })?;
-        let name = policy.metadata().name.clone();
-        tracing::info!(policy = %name, version = policy.version(), "policy loaded");
+        let policy = match &module {
+            // A module file: hot-swappable (unless --no-watch).
+            Some(path) => {
+                let mut swap = SwapConfig::new(path);
+                swap.settings = settings.clone();
+                swap.watch = watch_module || !no_watch;
+                swap.max_module_bytes = max_module_bytes;
+                swap.compile_cache = compile_cache
+                    .map(CompileCache::open)
+                    .transpose()
+                    .context("--compile-cache")?;
+                swap.canary = match (canary_scenarios, no_canary) {
+                    (_, true) => Canary::Off,
+                    (Some(dir), false) => Canary::Dir(dir),
+                    (None, false) => Canary::Embedded,
+                };
+                swap.shadow = shadow_duration;
+                swap.rollback = RollbackPolicy {
+                    min_failures: rollback_threshold,
+                    ratio: rollback_ratio,
+                    probation_reconciles,
+                    probation: probation_duration,
+                };
+                let swapper = Swapper::load(&engine, swap)
+                    .with_context(|| format!("could not load the policy {}", path.display()))?;
+                Policies::Swapped(Box::new(swapper))
+            }
+            None => {
+                anyhow::ensure!(
+                    !watch_module,
+                    "--watch-module needs --module: the embedded policy never changes"
+                );
+                let overrides = settings.as_deref().map(read_yaml).transpose()?;
+                let policy = WasmPolicy::load(&engine, DEFAULT_POLICY)
+                    .context("could not load the embedded policy")?;
+                let policy = ActivePolicy::wasm(policy, overrides.as_ref())
+                    .with_context(|| format!("invalid --settings for {}", describe_module(None)))?;
+                Policies::Fixed(PolicySlot::new(policy))
+            }
+        };
+        let current = policy.slot().current();
+        let name = current.metadata().name.clone();
+        tracing::info!(policy = %name, version = current.version(), "policy loaded");
 
         let runtime =
             tokio::runtime::Runtime::new().context("could not start the async runtime")?;
@@ -89,19 +237,48 @@ impl Run {
             let mut config = OperatorConfig::new(name.clone(), identity);
             config.namespace = namespace;
             config.metrics_addr = Some(metrics_addr);
+            let lease_name = lease_name.unwrap_or(name);
+            let lease_namespace = lease_namespace
+                .or_else(|| non_empty_env("POD_NAMESPACE"))
+                .unwrap_or_else(|| client.default_namespace().to_owned());
             if leader_election {
-                let lease_namespace = lease_namespace
-                    .or_else(|| non_empty_env("POD_NAMESPACE"))
-                    .unwrap_or_else(|| client.default_namespace().to_owned());
                 config.leader_election = Some(LeaderElection::new(
-                    lease_name.unwrap_or(name),
-                    lease_namespace,
+                    lease_name.clone(),
+                    lease_namespace.clone(),
                 ));
             }
-            let operator = Operator::start(client, config, PolicySlot::new(policy)).await?;
+            let operator = match policy {
+                Policies::Fixed(slot) => Operator::start(client, config, slot).await?,
+                Policies::Swapped(swapper) => {
+                    // Swap events are about this Pod (downward API), else about the Lease.
+                    let target = match (non_empty_env("POD_NAMESPACE"), non_empty_env("POD_NAME")) {
+                        (Some(namespace), Some(pod)) => {
+                            EventTarget::pod(&namespace, &pod, non_empty_env("POD_UID"))
+                        }
+                        _ => EventTarget::lease(&lease_namespace, &lease_name),
+                    };
+                    let swapper = (*swapper).with_events(Some(target));
+                    Operator::start_swapping(client, config, swapper).await?
+                }
+            };
             operator.run_until(shutdown_signal()).await?;
             anyhow::Ok(ExitCode::SUCCESS)
         })
+    }
+}
+
+/// The policy, fixed (the embedded module) or hot-swapped (a module file).
+enum Policies {
+    Fixed(PolicySlot),
+    Swapped(Box<Swapper>),
+}
+
+impl Policies {
+    fn slot(&self) -> &PolicySlot {
+        match self {
+            Self::Fixed(slot) => slot,
+            Self::Swapped(swapper) => swapper.slot(),
+        }
     }
 }
 

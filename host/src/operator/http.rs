@@ -1,5 +1,6 @@
 //! The HTTP endpoints: `/healthz` (the process serves requests), `/readyz` (every cache has
-//! been filled; standbys are ready too) and `/metrics` (OpenMetrics text).
+//! been filled; standbys are ready too), `/metrics` (OpenMetrics text) and `/policy` (the
+//! policy module: active, last rejected, shadow run; JSON, see [`crate::swap::PolicyReport`]).
 
 use std::future::Future;
 use std::sync::Arc;
@@ -13,6 +14,7 @@ use tokio::net::TcpListener;
 use tokio::sync::watch;
 
 use super::metrics::{CONTENT_TYPE, Metrics};
+use crate::swap::PolicyStatus;
 
 /// What the endpoints report.
 #[derive(Clone)]
@@ -21,6 +23,8 @@ pub(crate) struct Probes {
     pub(crate) ready: watch::Receiver<bool>,
     /// The operator's metrics.
     pub(crate) metrics: Arc<Metrics>,
+    /// The policy module's status.
+    pub(crate) policy: Arc<PolicyStatus>,
 }
 
 /// Serves the endpoints on `listener` until `shutdown` resolves.
@@ -33,6 +37,7 @@ pub(crate) async fn serve(
         .route("/healthz", get(|| async { "ok" }))
         .route("/readyz", get(readyz))
         .route("/metrics", get(metrics))
+        .route("/policy", get(policy))
         .with_state(probes);
     axum::serve(listener, app)
         .with_graceful_shutdown(shutdown)
@@ -45,6 +50,10 @@ async fn readyz(State(probes): State<Probes>) -> impl IntoResponse {
     } else {
         (StatusCode::SERVICE_UNAVAILABLE, "caches are not synced yet")
     }
+}
+
+async fn policy(State(probes): State<Probes>) -> impl IntoResponse {
+    axum::Json(probes.policy.report())
 }
 
 async fn metrics(State(probes): State<Probes>) -> impl IntoResponse {

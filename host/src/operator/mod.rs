@@ -22,8 +22,9 @@
 //!
 //! One module per job: [`config`](OperatorConfig), `kinds` (discovery), `cache`, `dispatch`,
 //! `index` (per-trigger state, bounded), `gather` (the rounds' object source), `reconcile`,
-//! `apply`, `events`, `leader` (the Lease and the write gate), `metrics`, `http` (probes and
-//! `/metrics`), `slot` (the swappable policy handle), `error`. This module wires them and
+//! `apply`, `events`, `leader` (the Lease and the write gate), `metrics`, `http` (probes,
+//! `/metrics` and `/policy`), `slot` (the swappable policy handle, swapped by
+//! [`crate::swap`] through [`Operator::start_swapping`]), `error`. This module wires them and
 //! runs leadership terms until shutdown.
 //!
 //! Lifecycle: [`Operator::start`] binds the HTTP address and starts the operator task, which
@@ -72,6 +73,7 @@ use self::leader::{Election, LeaderGate};
 use self::metrics::Metrics;
 use self::reconcile::{Context, error_policy, reconcile};
 use crate::error_chain;
+use crate::swap::{self, ModuleReport, PolicyReport, PolicyStatus, Swapper};
 
 pub use self::config::{LeaderElection, OperatorConfig, RetryPolicy};
 pub use self::error::{OperatorError, ReconcileError};
@@ -97,6 +99,10 @@ struct Shared {
     ready: watch::Sender<bool>,
     gate: LeaderGate,
     observers: broadcast::Sender<Reconciled>,
+    /// Bumped to reconcile every trigger object again (after a policy swap).
+    reconcile_all: watch::Sender<u64>,
+    /// What `/policy` reports.
+    policy_status: Arc<PolicyStatus>,
 }
 
 impl Operator {
@@ -107,11 +113,37 @@ impl Operator {
         config: OperatorConfig,
         policy: PolicySlot,
     ) -> Result<Self, OperatorError> {
+        let status = Arc::new(PolicyStatus::new(ModuleReport::of(&policy.current())));
+        Self::launch(client, config, policy, status, None).await
+    }
+
+    /// Like [`Operator::start`], with the policy module hot-swapped by `swapper` (see
+    /// [`crate::swap`]): its files are watched, and a new module is checked and promoted
+    /// without a restart.
+    pub async fn start_swapping(
+        client: Client,
+        config: OperatorConfig,
+        swapper: Swapper,
+    ) -> Result<Self, OperatorError> {
+        let (policy, status) = (swapper.slot().clone(), swapper.status());
+        Self::launch(client, config, policy, status, Some(swapper)).await
+    }
+
+    async fn launch(
+        client: Client,
+        config: OperatorConfig,
+        policy: PolicySlot,
+        policy_status: Arc<PolicyStatus>,
+        swapper: Option<Swapper>,
+    ) -> Result<Self, OperatorError> {
         let metrics = Arc::new(Metrics::new());
+        metrics.swap.set_active(&policy_status.report().active);
         let shared = Arc::new(Shared {
             gate: LeaderGate::new(&metrics.leader),
             ready: watch::Sender::new(false),
             observers: broadcast::Sender::new(OBSERVER_CAPACITY),
+            reconcile_all: watch::Sender::new(0),
+            policy_status,
             metrics,
         });
         let listener = match config.metrics_addr {
@@ -130,6 +162,7 @@ impl Operator {
                 client,
                 config,
                 policy,
+                swapper,
                 shared.clone(),
                 shutdown.subscribe(),
                 listener,
@@ -142,6 +175,18 @@ impl Operator {
             task,
             http_addr,
         })
+    }
+
+    /// Reconciles every trigger object again (what a policy swap does), while leading.
+    pub fn reconcile_all(&self) {
+        self.shared
+            .reconcile_all
+            .send_modify(|n| *n = n.wrapping_add(1));
+    }
+
+    /// The policy module: active, last rejected, shadow run... (what `/policy` serves).
+    pub fn policy(&self) -> PolicyReport {
+        self.shared.policy_status.report()
     }
 
     /// The address `/metrics`, `/healthz` and `/readyz` are served on, if any.
@@ -202,20 +247,43 @@ async fn run(
     client: Client,
     config: OperatorConfig,
     policy: PolicySlot,
+    swapper: Option<Swapper>,
     shared: Arc<Shared>,
     shutdown: watch::Receiver<bool>,
     listener: Option<TcpListener>,
 ) -> Result<(), OperatorError> {
+    let swap = swapper.map(|swapper| {
+        let reconcile_all: Box<dyn Fn() + Send + Sync> = {
+            let shared = shared.clone();
+            Box::new(move || shared.reconcile_all.send_modify(|n| *n = n.wrapping_add(1)))
+        };
+        let job = swap::Job::new(
+            swapper,
+            client.clone(),
+            &config.reporter,
+            &config.identity,
+            shared.metrics.swap.clone(),
+            reconcile_all,
+        );
+        tokio::spawn(
+            job.run(shutdown.clone())
+                .instrument(tracing::info_span!("swap")),
+        )
+    });
     let (stop_http, http_stopped) = oneshot::channel::<()>();
     let http = listener.map(|listener| {
         let probes = Probes {
             ready: shared.ready.subscribe(),
             metrics: shared.metrics.clone(),
+            policy: shared.policy_status.clone(),
         };
         let stopped = http_stopped.map(drop);
         tokio::spawn(http::serve(listener, probes, stopped).instrument(tracing::info_span!("http")))
     });
     operate(&client, &config, policy, &shared, shutdown).await;
+    if let Some(swap) = swap {
+        swap.await.map_err(OperatorError::Task)?;
+    }
     let _ = stop_http.send(());
     if let Some(http) = http {
         http.await
@@ -317,7 +385,14 @@ async fn operate(
             } => {}
             () = stopping(&mut shutdown) => break,
         }
-        run_term(&ctx, &dispatcher, config, shutdown.clone()).await;
+        run_term(
+            &ctx,
+            &dispatcher,
+            config,
+            &shared.reconcile_all,
+            shutdown.clone(),
+        )
+        .await;
     }
 
     if let Some(election) = election {
@@ -335,6 +410,7 @@ async fn run_term(
     ctx: &Arc<Context>,
     dispatcher: &Dispatcher,
     config: &OperatorConfig,
+    reconcile_all: &watch::Sender<u64>,
     mut shutdown: watch::Receiver<bool>,
 ) {
     tracing::info!("leading: starting the controllers");
@@ -358,6 +434,7 @@ async fn run_term(
         )
         .with_config(controller::Config::default().concurrency(config.concurrency))
         .reconcile_on(queue)
+        .reconcile_all_on(bumps(reconcile_all.subscribe()))
         .graceful_shutdown_on(stopped.map(drop))
         .run(
             move |object, ctx| reconcile(reconciled.clone(), object, ctx),
@@ -385,6 +462,14 @@ async fn run_term(
     };
     futures::future::join(end, futures::future::join_all(controllers)).await;
     dispatcher.end_term();
+}
+
+/// An item for every change of `counter` after now.
+fn bumps(counter: watch::Receiver<u64>) -> impl futures::Stream<Item = ()> + Send + 'static {
+    stream::unfold(counter, |mut counter| async move {
+        counter.changed().await.ok()?;
+        Some(((), counter))
+    })
 }
 
 /// Resolves when shutdown is asked (or the handle is gone).

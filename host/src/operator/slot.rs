@@ -24,6 +24,7 @@ pub struct ActivePolicy {
     policy: Arc<dyn Policy + Send + Sync>,
     version: String,
     settings: String,
+    sha256: String,
 }
 
 impl std::fmt::Debug for ActivePolicy {
@@ -51,6 +52,7 @@ impl ActivePolicy {
             policy,
             version,
             settings,
+            sha256: sha256.to_owned(),
         })
     }
 
@@ -74,6 +76,11 @@ impl ActivePolicy {
     /// e.g. `0.1.0+fd2c0b2f90d8`.
     pub fn version(&self) -> &str {
         &self.version
+    }
+
+    /// The SHA-256 of the module's bytes (hex), as given to [`ActivePolicy::new`].
+    pub fn sha256(&self) -> &str {
+        &self.sha256
     }
 
     /// The merged settings (JSON text).

@@ -86,6 +86,14 @@ const VARIANTS: &[Variant] = &[
         doc: "Exports `capt:policy/reconciler@0.2.0` and imports nothing: \
               `LoadError::IncompatibleVersion`.",
     },
+    Variant {
+        constant: "LIVE_FAIL",
+        feature: "live-fail",
+        target: UNKNOWN,
+        doc: "The real policy, failing triggers annotated `policy-fixtures/fail-live` \
+              (`panic`, `loop`, `alloc`, else an internal error): passes the scenario suite, \
+              fails live reconciles.",
+    },
 ];
 
 fn main() {

@@ -40,11 +40,16 @@ pub enum Variant {
     /// `old-world`: the real policy, exporting the contract as `capt:policy@0.2.0`
     /// (`wit-0.2/policy.wit`), a version capt-host does not speak.
     OldWorld,
+    /// `live-fail`: the real policy, except for a trigger annotated [`FAIL_LIVE_ANNOTATION`]:
+    /// `panic` panics, `loop` never returns, `alloc` exhausts memory, any other value fails
+    /// with an internal error ([`LIVE_FAIL_MESSAGE`]). No scenario sets the annotation, so it
+    /// passes the scenario suite (a canary) and fails live reconciles (a rollback).
+    LiveFail,
 }
 
 impl Variant {
     /// Every variant, in the order of the features in `Cargo.toml`.
-    pub const ALL: [Variant; 7] = [
+    pub const ALL: [Variant; 8] = [
         Variant::V2,
         Variant::Wrong,
         Variant::Loop,
@@ -52,6 +57,7 @@ impl Variant {
         Variant::Panic,
         Variant::Wasi,
         Variant::OldWorld,
+        Variant::LiveFail,
     ];
 
     /// The cargo feature that selects this variant.
@@ -64,6 +70,7 @@ impl Variant {
             Variant::Panic => "panic",
             Variant::Wasi => "wasi",
             Variant::OldWorld => "old-world",
+            Variant::LiveFail => "live-fail",
         }
     }
 }
@@ -83,6 +90,8 @@ pub const ENABLED: Option<Variant> = if cfg!(feature = "v2") {
     Some(Variant::Wasi)
 } else if cfg!(feature = "old-world") {
     Some(Variant::OldWorld)
+} else if cfg!(feature = "live-fail") {
+    Some(Variant::LiveFail)
 } else {
     None
 };
@@ -97,9 +106,10 @@ const _: () = assert!(
         + cfg!(feature = "panic") as usize
         + cfg!(feature = "wasi") as usize
         + cfg!(feature = "old-world") as usize
+        + cfg!(feature = "live-fail") as usize
         == 1,
     "build policy-fixtures for wasm32 with exactly one variant feature \
-     (v2, wrong, loop, alloc, panic, wasi, old-world)"
+     (v2, wrong, loop, alloc, panic, wasi, old-world, live-fail)"
 );
 
 /// The policy version the `v2` variant reports.
@@ -108,6 +118,13 @@ pub const V2_VERSION: &str = "0.2.0-fixture";
 pub const V2_SUFFIX: &str = " (policy v2)";
 /// The `panic` variant's panic message.
 pub const PANIC_MESSAGE: &str = "policy-fixtures: deliberate panic in reconcile (panic fixture)";
+
+/// The annotation that makes the `live-fail` variant fail a trigger: `panic`, `loop`, `alloc`,
+/// or any other value for an internal error.
+pub const FAIL_LIVE_ANNOTATION: &str = "policy-fixtures/fail-live";
+/// The message of the `live-fail` variant's internal error.
+pub const LIVE_FAIL_MESSAGE: &str =
+    "policy-fixtures: live failure requested by the trigger's annotation (live-fail fixture)";
 
 /// The real policy, which every variant wraps.
 use capt_status as real;
@@ -141,6 +158,13 @@ pub fn reconcile_as(variant: Option<Variant>, request: &Request) -> Result<Respo
         Some(Variant::Loop) => spin(),
         Some(Variant::Alloc) => exhaust_memory(),
         Some(Variant::Panic) => panic!("{PANIC_MESSAGE}"),
+        Some(Variant::LiveFail) => match fail_live(request).as_deref() {
+            None => real::reconcile(request),
+            Some("panic") => panic!("{PANIC_MESSAGE}"),
+            Some("loop") => spin(),
+            Some("alloc") => exhaust_memory(),
+            Some(_) => Err(Error::Internal(LIVE_FAIL_MESSAGE.into())),
+        },
         Some(Variant::Wasi) => {
             // On wasm32-wasip2 this is `wasi:cli/environment.get-environment`.
             black_box(std::env::var_os("CAPT_POLICY_FIXTURE"));
@@ -164,6 +188,20 @@ fn reconcile_v2(request: &Request) -> Result<Response, Error> {
         edit_ready_true_messages(patch, |message| Some(format!("{message}{V2_SUFFIX}")));
     }
     Ok(response)
+}
+
+/// `live-fail`: the value of the trigger's [`FAIL_LIVE_ANNOTATION`], if it has one.
+fn fail_live(request: &Request) -> Option<String> {
+    let trigger = request
+        .objects
+        .iter()
+        .find(|object| object.reference == request.trigger)?;
+    let manifest: Value = serde_json::from_str(&trigger.manifest).ok()?;
+    manifest
+        .pointer("/metadata/annotations")?
+        .get(FAIL_LIVE_ANNOTATION)?
+        .as_str()
+        .map(str::to_owned)
 }
 
 /// `wrong`: the real logic, with `status.ready: true` written as `false`.
@@ -326,6 +364,42 @@ mod tests {
         let mut response = response(Subresource::Status, json!({"status": {"ready": true}}));
         status_patches(&mut response).for_each(unready);
         assert_eq!(patch(&response), json!({"status": {"ready": false}}));
+    }
+
+    #[test]
+    fn live_fail_reads_the_annotation_of_the_trigger_only() {
+        let trigger = ObjectRef::new("example.com/v1", "Thing", Some("ns"), "a");
+        let other = ObjectRef::new("example.com/v1", "Thing", Some("ns"), "b");
+        let object = |reference: &ObjectRef, annotations: Value| capt_policy::ObservedObject {
+            reference: reference.clone(),
+            manifest: json!({"metadata": {"name": reference.name, "annotations": annotations}})
+                .to_string(),
+        };
+        let request = |objects| Request {
+            trigger: trigger.clone(),
+            now_epoch_millis: 0,
+            objects,
+            missing: vec![],
+            settings: "{}".into(),
+        };
+        let annotated = json!({FAIL_LIVE_ANNOTATION: "true"});
+        assert_eq!(
+            fail_live(&request(vec![object(&trigger, annotated.clone())])).as_deref(),
+            Some("true")
+        );
+        assert_eq!(
+            fail_live(&request(vec![
+                object(&trigger, json!({})),
+                object(&other, annotated)
+            ])),
+            None
+        );
+        let error = reconcile_as(
+            Some(Variant::LiveFail),
+            &request(vec![object(&trigger, json!({FAIL_LIVE_ANNOTATION: "yes"}))]),
+        )
+        .unwrap_err();
+        assert_eq!(error, Error::Internal(LIVE_FAIL_MESSAGE.into()));
     }
 
     #[test]

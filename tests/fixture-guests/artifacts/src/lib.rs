@@ -2,7 +2,7 @@
 //!
 //! `build.rs` builds every variant of the `policy-fixtures` guest (`tests/fixture-guests`) with a
 //! nested cargo and generates one constant per variant, holding the path of its component:
-//! [`V2`], [`WRONG`], [`LOOP`], [`ALLOC`], [`PANIC`], [`WASI`] and [`OLD_WORLD`]. [`ALL`] lists
+//! [`V2`], [`WRONG`], [`LOOP`], [`ALLOC`], [`PANIC`], [`WASI`], [`OLD_WORLD`] and [`LIVE_FAIL`]. [`ALL`] lists
 //! them and [`foreach_fixture!`] expands a macro once per fixture, so a test suite can check at
 //! compile time that it uses every one. [`bytes`] reads a component, [`truncated`] cuts one
 //! short. `tests/fixture-guests/README.md` says what each fixture is for.

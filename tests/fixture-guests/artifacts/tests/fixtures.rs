@@ -179,6 +179,44 @@ fn old_world() {
 }
 
 #[test]
+fn live_fail() {
+    // No scenario sets the annotation: the suite passes...
+    let failed: Vec<_> = run_suite(&load(
+        &Engine::new(Limits::default()).unwrap(),
+        fixtures::LIVE_FAIL,
+    ))
+    .iter()
+    .filter(|o| !o.passed())
+    .map(|o| o.name.clone())
+    .collect();
+    assert!(failed.is_empty(), "live-fail failed scenarios: {failed:?}");
+    // ...and an annotated trigger fails, the way its value says.
+    let policy = load(&tight_engine(), fixtures::LIVE_FAIL);
+    let annotated = |value: &str| {
+        let mut request = request();
+        request.objects[0].manifest = format!(
+            r#"{{"apiVersion": "infrastructure.cluster.x-k8s.io/v1beta1", "kind": "CAPTCluster", "metadata": {{"name": "demo", "namespace": "default", "annotations": {{"{}": "{value}"}}}}}}"#,
+            policy_fixtures::FAIL_LIVE_ANNOTATION
+        );
+        policy.reconcile(&request).unwrap_err()
+    };
+    assert!(
+        matches!(&annotated("true"), PolicyError::Rejected(capt_policy::Error::Internal(m)) if m == policy_fixtures::LIVE_FAIL_MESSAGE),
+        "{:?}",
+        annotated("true")
+    );
+    assert!(matches!(annotated("panic"), PolicyError::Trap { .. }));
+    assert!(matches!(
+        annotated("loop"),
+        PolicyError::DeadlineExceeded { .. }
+    ));
+    assert!(matches!(
+        annotated("alloc"),
+        PolicyError::OutOfMemory { .. }
+    ));
+}
+
+#[test]
 fn a_truncated_fixture_does_not_compile() {
     let err = match WasmPolicy::load(&tight_engine(), &fixtures::truncated(fixtures::V2)) {
         Ok(_) => panic!("the truncated component loaded"),

@@ -1,0 +1,729 @@
+//! Shared by the hot-swap tests: the in-process API server with the CAPT CRDs, one engine for
+//! every module of this binary, module files in temporary directories, operators that swap,
+//! CAPT objects and the test's part of Crossplane (copied from the operator tests, which are
+//! another binary), polling, `/policy`, metrics and HTTP helpers.
+
+use std::future::Future;
+use std::path::{Path, PathBuf};
+use std::sync::OnceLock;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::time::Duration;
+
+use capt_host::operator::{Operator, OperatorConfig, Reconciled, RetryPolicy};
+use capt_host::swap::{Canary, EventTarget, PolicyReport, SwapConfig, Swapper};
+use capt_host::{DEFAULT_POLICY, Engine, Limits, manifests};
+use chrono::{SecondsFormat, Utc};
+use inproc_apiserver::{ApiServer, StoreReader};
+use k8s_openapi::api::core::v1::Secret;
+use k8s_openapi::api::events::v1::Event;
+use kube::api::{Api, ApiResource, DynamicObject, Patch, PatchParams, PostParams};
+use kube::{Client, ResourceExt as _};
+use serde_json::{Value, json};
+use sha2::{Digest as _, Sha256};
+use tokio::io::{AsyncReadExt as _, AsyncWriteExt as _};
+use tokio::sync::broadcast;
+
+pub use policy_fixture_artifacts as fixtures;
+
+/// How long any wait may take before the test fails (never a timing assertion: only a guard
+/// against hanging, generous for a loaded 2-core machine).
+pub const PATIENCE: Duration = Duration::from_secs(90);
+
+/// The settings of every module file: the policy's `pollInterval` is an hour, so objects
+/// converge only because the operator re-triggers on changes.
+pub const SETTINGS: &str = "pollInterval: 1h\n";
+
+/// The Pod swap events are recorded about.
+pub const POD: &str = "capt-status-0";
+
+/// The CRDs the operator and the tests need.
+const CRDS: [&str; 6] = [
+    include_str!(
+        "../../../policies/capt-status/crds/infrastructure.cluster.x-k8s.io_captclusters.yaml"
+    ),
+    include_str!(
+        "../../../policies/capt-status/crds/controlplane.cluster.x-k8s.io_captcontrolplanes.yaml"
+    ),
+    include_str!(
+        "../../../policies/capt-status/crds/infrastructure.cluster.x-k8s.io_workspacetemplates.yaml"
+    ),
+    include_str!(
+        "../../../policies/capt-status/crds/infrastructure.cluster.x-k8s.io_workspacetemplateapplies.yaml"
+    ),
+    include_str!("../../../policies/capt-status/crds/test-only/cluster.x-k8s.io_clusters.yaml"),
+    include_str!("../../../policies/capt-status/crds/test-only/tf.upbound.io_workspaces.yaml"),
+];
+
+/// A fresh API server with the CRDs installed.
+pub async fn server() -> ApiServer {
+    let server = ApiServer::start().await.expect("the API server starts");
+    let mut crds = Vec::new();
+    for text in CRDS {
+        crds.extend(manifests::parse(text).expect("the CRD files are YAML"));
+    }
+    manifests::create(&server.client(), &crds)
+        .await
+        .expect("the CRDs are installed");
+    server
+}
+
+/// The engine every module of this binary runs in (several operators run at once: room for
+/// all their calls).
+pub fn engine() -> &'static Engine {
+    static ENGINE: OnceLock<Engine> = OnceLock::new();
+    ENGINE.get_or_init(|| {
+        Engine::new(Limits {
+            concurrent_calls: 64,
+            ..Limits::default()
+        })
+        .expect("the engine starts")
+    })
+}
+
+/// The SHA-256 of `bytes`, in hex (what `/policy` reports).
+pub fn digest(bytes: &[u8]) -> String {
+    Sha256::digest(bytes)
+        .iter()
+        .map(|b| format!("{b:02x}"))
+        .collect()
+}
+
+/// The bytes of the default (embedded) policy: "v1" in these tests.
+pub fn v1() -> Vec<u8> {
+    DEFAULT_POLICY.to_vec()
+}
+
+/// The bytes of the `v2` fixture.
+pub fn v2() -> Vec<u8> {
+    fixtures::bytes(fixtures::V2)
+}
+
+/// A directory removed (with its content) when dropped.
+pub struct TempDir(PathBuf);
+
+impl TempDir {
+    /// A new empty directory named after `name`.
+    pub fn new(name: &str) -> Self {
+        static NEXT: AtomicUsize = AtomicUsize::new(0);
+        let path = std::env::temp_dir().join(format!(
+            "capt-host-swap-{name}-{}-{}",
+            std::process::id(),
+            NEXT.fetch_add(1, Ordering::Relaxed)
+        ));
+        let _ = std::fs::remove_dir_all(&path);
+        std::fs::create_dir_all(&path).expect("a temporary directory");
+        Self(path)
+    }
+
+    /// The directory.
+    pub fn path(&self) -> &Path {
+        &self.0
+    }
+
+    /// `name` in the directory.
+    pub fn join(&self, name: &str) -> PathBuf {
+        self.0.join(name)
+    }
+}
+
+impl Drop for TempDir {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.0);
+    }
+}
+
+/// Module files: `policy.wasm` holding `module`, and `settings.yaml`, in a temporary
+/// directory.
+pub struct Files {
+    pub dir: TempDir,
+}
+
+impl Files {
+    /// A directory with `module` and the test settings.
+    pub fn new(name: &str, module: &[u8]) -> Self {
+        let dir = TempDir::new(name);
+        std::fs::write(dir.join("policy.wasm"), module).expect("writes the module");
+        std::fs::write(dir.join("settings.yaml"), SETTINGS).expect("writes the settings");
+        Self { dir }
+    }
+
+    /// The module file.
+    pub fn module(&self) -> PathBuf {
+        self.dir.join("policy.wasm")
+    }
+
+    /// The settings file.
+    pub fn settings(&self) -> PathBuf {
+        self.dir.join("settings.yaml")
+    }
+
+    /// Replaces the module, as `cp new policy.wasm` does (truncate and write in place).
+    pub fn write(&self, module: &[u8]) {
+        std::fs::write(self.module(), module).expect("writes the module");
+    }
+
+    /// Replaces the module atomically, as `mv new policy.wasm` does (a new file renamed over
+    /// the old one).
+    pub fn replace(&self, module: &[u8]) {
+        let temporary = self.dir.join(".policy.wasm.new");
+        std::fs::write(&temporary, module).expect("writes the module");
+        std::fs::rename(&temporary, self.module()).expect("renames the module");
+    }
+
+    /// The swap configuration for these files: short debounce, no periodic re-read, events
+    /// about [`POD`].
+    pub fn config(&self) -> SwapConfig {
+        let mut config = SwapConfig::new(self.module());
+        config.settings = Some(self.settings());
+        config.debounce = Duration::from_millis(100);
+        config.rescan = None;
+        config.canary = Canary::Embedded;
+        config.events = Some(EventTarget::pod("default", POD, None));
+        config
+    }
+}
+
+/// An operator configuration with short retries, named `identity`, serving HTTP on a free
+/// port.
+pub fn operator_config(identity: &str) -> OperatorConfig {
+    let mut config = OperatorConfig::new("capt-status", identity);
+    config.retry = RetryPolicy {
+        min: Duration::from_millis(50),
+        max: Duration::from_secs(1),
+    };
+    config.metrics_addr = Some("127.0.0.1:0".parse().unwrap());
+    config
+}
+
+/// Loads `swap` and starts an operator swapping it on `server`; waits until its caches are
+/// synced. The reports of all its reconciles are collected from before the first one.
+pub async fn start(
+    server: &ApiServer,
+    identity: &str,
+    swap: SwapConfig,
+) -> (Operator, broadcast::Receiver<Reconciled>) {
+    let swapper = Swapper::load(engine(), swap).expect("the initial module loads");
+    let client =
+        Client::try_from(server.kube_config().expect("a client configuration")).expect("a client");
+    let operator = Operator::start_swapping(client, operator_config(identity), swapper)
+        .await
+        .expect("the operator starts");
+    let reconciles = operator.reconciles();
+    within("the caches to sync", operator.ready()).await;
+    (operator, reconciles)
+}
+
+/// Awaits `future`, failing the test after [`PATIENCE`].
+pub async fn within<T>(what: &str, future: impl Future<Output = T>) -> T {
+    tokio::time::timeout(PATIENCE, future)
+        .await
+        .unwrap_or_else(|_| panic!("timed out after {PATIENCE:?} waiting for {what}"))
+}
+
+/// Polls `condition` every 50 ms until it holds, failing the test after [`PATIENCE`].
+pub async fn eventually<F, Fut>(what: &str, mut condition: F)
+where
+    F: FnMut() -> Fut,
+    Fut: Future<Output = bool>,
+{
+    within(what, async {
+        while !condition().await {
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+    })
+    .await;
+}
+
+/// Waits until `/policy` (read over HTTP) satisfies `condition`; returns that report.
+pub async fn policy_until(
+    operator: &Operator,
+    what: &str,
+    mut condition: impl FnMut(&PolicyReport, &Value) -> bool,
+) -> Value {
+    let addr = operator.http_addr().expect("an HTTP address");
+    within(what, async {
+        loop {
+            let report = operator.policy();
+            let (code, body) = http_get(addr, "/policy").await;
+            assert_eq!(code, 200, "/policy answers");
+            let json: Value = serde_json::from_str(&body).expect("/policy is JSON");
+            if condition(&report, &json) {
+                return json;
+            }
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+    })
+    .await
+}
+
+/// The sum of the samples of `name` whose labels include every `labels` pair.
+pub fn metric(text: &str, name: &str, labels: &[(&str, &str)]) -> f64 {
+    text.lines()
+        .filter(|line| !line.starts_with('#'))
+        .filter_map(|line| {
+            let (series, value) = line.rsplit_once(' ')?;
+            let (metric, series_labels) = match series.split_once('{') {
+                Some((metric, rest)) => (metric, rest.trim_end_matches('}')),
+                None => (series, ""),
+            };
+            let matches = metric == name
+                && labels
+                    .iter()
+                    .all(|(k, v)| series_labels.contains(&format!("{k}=\"{v}\"")));
+            matches.then(|| value.parse::<f64>().ok()).flatten()
+        })
+        .sum()
+}
+
+/// Failed reconciles in `text` (metrics), conflicts excepted: a 409 is part of normal
+/// operation (the trigger is reconciled again at once from fresh data), not an error.
+pub fn reconcile_errors(text: &str) -> f64 {
+    metric(text, "capt_host_reconcile_errors_total", &[])
+        - metric(
+            text,
+            "capt_host_reconcile_errors_total",
+            &[("error", "conflict")],
+        )
+}
+
+/// A plain HTTP/1.1 GET: the status code and the body.
+pub async fn http_get(addr: std::net::SocketAddr, path: &str) -> (u16, String) {
+    let mut stream = tokio::net::TcpStream::connect(addr)
+        .await
+        .expect("connects");
+    let request = format!("GET {path} HTTP/1.1\r\nHost: localhost\r\nConnection: close\r\n\r\n");
+    stream.write_all(request.as_bytes()).await.expect("sends");
+    let mut response = String::new();
+    stream.read_to_string(&mut response).await.expect("reads");
+    let code = response
+        .split_whitespace()
+        .nth(1)
+        .and_then(|c| c.parse().ok())
+        .expect("a status line");
+    let body = response
+        .split_once("\r\n\r\n")
+        .map(|(_, body)| body.to_owned())
+        .unwrap_or_default();
+    (code, body)
+}
+
+/// Counts reconcile reports by result, in the background, until dropped.
+pub struct Tally {
+    counts: std::sync::Arc<std::sync::Mutex<std::collections::BTreeMap<String, u64>>>,
+    task: tokio::task::JoinHandle<()>,
+}
+
+impl Tally {
+    /// Starts counting `reports`.
+    pub fn start(mut reports: broadcast::Receiver<Reconciled>) -> Self {
+        let counts = std::sync::Arc::new(std::sync::Mutex::new(std::collections::BTreeMap::new()));
+        let task = {
+            let counts = counts.clone();
+            tokio::spawn(async move {
+                loop {
+                    match reports.recv().await {
+                        Ok(done) => {
+                            *counts
+                                .lock()
+                                .unwrap()
+                                .entry(done.result.to_owned())
+                                .or_default() += 1;
+                        }
+                        Err(broadcast::error::RecvError::Lagged(n)) => {
+                            *counts.lock().unwrap().entry("lagged".into()).or_default() += n;
+                        }
+                        Err(broadcast::error::RecvError::Closed) => return,
+                    }
+                }
+            })
+        };
+        Self { counts, task }
+    }
+
+    /// The counts so far, by result.
+    pub fn counts(&self) -> std::collections::BTreeMap<String, u64> {
+        self.counts.lock().unwrap().clone()
+    }
+
+    /// The count of `result`.
+    pub fn get(&self, result: &str) -> u64 {
+        self.counts().get(result).copied().unwrap_or(0)
+    }
+}
+
+impl Drop for Tally {
+    fn drop(&mut self) {
+        self.task.abort();
+    }
+}
+
+/// The message of the Ready condition of `object`, if it is True.
+pub fn ready_true_message(object: &Value) -> Option<String> {
+    let conditions = object.pointer("/status/conditions")?.as_array()?;
+    let ready = conditions
+        .iter()
+        .find(|c| c["type"] == "Ready" && c["status"] == "True")?;
+    ready["message"].as_str().map(str::to_owned)
+}
+
+/// The events recorded about the Pod [`POD`] with `reason`.
+pub fn pod_events(server: &ApiServer, reason: &str) -> Vec<Event> {
+    server
+        .store()
+        .list::<Event>(Some("default"))
+        .into_iter()
+        .filter(|e| {
+            e.reason.as_deref() == Some(reason)
+                && e.regarding.as_ref().is_some_and(|r| {
+                    r.kind.as_deref() == Some("Pod") && r.name.as_deref() == Some(POD)
+                })
+        })
+        .collect()
+}
+
+fn resource(group: &str, version: &str, kind: &str, plural: &str) -> ApiResource {
+    ApiResource {
+        group: group.into(),
+        version: version.into(),
+        api_version: format!("{group}/{version}"),
+        kind: kind.into(),
+        plural: plural.into(),
+    }
+}
+
+/// The CAPT objects of the `default` namespace, and the test's part of Crossplane. Writes go
+/// through the API; reads come from the server's store, so they do not count as requests.
+pub struct Capt {
+    store: StoreReader,
+    pub clusters: Api<DynamicObject>,
+    pub capt_clusters: Api<DynamicObject>,
+    pub control_planes: Api<DynamicObject>,
+    pub applies: Api<DynamicObject>,
+    pub workspaces: Api<DynamicObject>,
+    pub secrets: Api<Secret>,
+}
+
+impl Capt {
+    /// The APIs, through `server`'s client.
+    pub fn new(server: &ApiServer) -> Self {
+        let client = server.client();
+        let namespaced = |r: &ApiResource| Api::namespaced_with(client.clone(), "default", r);
+        Self {
+            store: server.store(),
+            clusters: namespaced(&resource(
+                "cluster.x-k8s.io",
+                "v1beta1",
+                "Cluster",
+                "clusters",
+            )),
+            capt_clusters: namespaced(&resource(
+                "infrastructure.cluster.x-k8s.io",
+                "v1beta1",
+                "CAPTCluster",
+                "captclusters",
+            )),
+            control_planes: namespaced(&resource(
+                "controlplane.cluster.x-k8s.io",
+                "v1beta1",
+                "CAPTControlPlane",
+                "captcontrolplanes",
+            )),
+            applies: namespaced(&resource(
+                "infrastructure.cluster.x-k8s.io",
+                "v1beta1",
+                "WorkspaceTemplateApply",
+                "workspacetemplateapplies",
+            )),
+            workspaces: Api::all_with(
+                client.clone(),
+                &resource("tf.upbound.io", "v1beta1", "Workspace", "workspaces"),
+            ),
+            secrets: Api::namespaced(client, "default"),
+        }
+    }
+
+    /// Creates the Cluster `name`, its CAPTCluster and CAPTControlPlane (owned by it, with
+    /// the CAPTCluster's spec given by `capt_cluster_spec`) and the two WorkspaceTemplateApplies
+    /// CAPT's controllers would create.
+    pub async fn create_with(&self, name: &str, capt_cluster_spec: Value) {
+        let cluster = json!({
+            "apiVersion": "cluster.x-k8s.io/v1beta1",
+            "kind": "Cluster",
+            "metadata": {"name": name},
+            "spec": {
+                "infrastructureRef": {"apiVersion": "infrastructure.cluster.x-k8s.io/v1beta1",
+                                      "kind": "CAPTCluster", "name": name, "namespace": "default"},
+                "controlPlaneRef": {"apiVersion": "controlplane.cluster.x-k8s.io/v1beta1",
+                                    "kind": "CAPTControlPlane", "name": name, "namespace": "default"},
+            },
+        });
+        let cluster = create(&self.clusters, cluster).await;
+        let owner = json!([{"apiVersion": "cluster.x-k8s.io/v1beta1", "kind": "Cluster",
+                            "name": name, "uid": cluster.uid(), "controller": true}]);
+        create(
+            &self.capt_clusters,
+            json!({
+                "apiVersion": "infrastructure.cluster.x-k8s.io/v1beta1",
+                "kind": "CAPTCluster",
+                "metadata": {"name": name, "ownerReferences": owner},
+                "spec": capt_cluster_spec,
+            }),
+        )
+        .await;
+        create(&self.control_planes, json!({
+            "apiVersion": "controlplane.cluster.x-k8s.io/v1beta1",
+            "kind": "CAPTControlPlane",
+            "metadata": {"name": name, "ownerReferences": owner},
+            "spec": {
+                "version": "1.31",
+                "workspaceTemplateRef": {"name": "eks-controlplane-template", "namespace": "default"},
+                "controlPlaneConfig": {"region": "ap-northeast-1"},
+            },
+        }))
+        .await;
+        for (apply, template, secret) in [
+            (
+                format!("{name}-vpc"),
+                "vpc-template",
+                format!("{name}-vpc-connection"),
+            ),
+            (
+                format!("{name}-eks-controlplane-apply"),
+                "eks-controlplane-template",
+                format!("{name}-eks-connection"),
+            ),
+        ] {
+            create(
+                &self.applies,
+                json!({
+                    "apiVersion": "infrastructure.cluster.x-k8s.io/v1beta1",
+                    "kind": "WorkspaceTemplateApply",
+                    "metadata": {"name": apply},
+                    "spec": {
+                        "templateRef": {"name": template, "namespace": "default"},
+                        "variables": {"cluster_name": name},
+                        "writeConnectionSecretToRef": {"name": secret, "namespace": "default"},
+                    },
+                }),
+            )
+            .await;
+        }
+    }
+
+    /// [`Capt::create_with`] a valid CAPTCluster (a VPC from a template).
+    pub async fn create(&self, name: &str) {
+        self.create_with(
+            name,
+            json!({"region": "ap-northeast-1",
+                   "vpcTemplateRef": {"name": "vpc-template", "namespace": "default"}}),
+        )
+        .await;
+    }
+
+    /// Crossplane creates the Workspace `workspace` of the apply `apply`, and syncs it.
+    pub async fn workspace_synced(&self, apply: &str, workspace: &str) {
+        patch_status(&self.applies, apply, json!({"workspaceName": workspace})).await;
+        let manifest = json!({
+            "apiVersion": "tf.upbound.io/v1beta1",
+            "kind": "Workspace",
+            "metadata": {"name": workspace},
+            "spec": {"forProvider": {"source": "Inline", "module": "# test"}},
+        });
+        create(&self.workspaces, manifest).await;
+        patch_status(
+            &self.workspaces,
+            workspace,
+            json!({"conditions": [
+                condition("Synced", "True", "ReconcileSuccess"),
+                condition("Ready", "False", "Creating"),
+            ]}),
+        )
+        .await;
+    }
+
+    /// Terraform finished the Workspace with `outputs`; the apply is applied.
+    pub async fn workspace_ready(&self, apply: &str, workspace: &str, outputs: Value) {
+        patch_status(
+            &self.workspaces,
+            workspace,
+            json!({
+                "conditions": [
+                    condition("Synced", "True", "ReconcileSuccess"),
+                    condition("Ready", "True", "Available"),
+                ],
+                "atProvider": {"outputs": outputs},
+            }),
+        )
+        .await;
+        patch_status(
+            &self.applies,
+            apply,
+            json!({"applied": true, "lastAppliedTime": now()}),
+        )
+        .await;
+    }
+
+    /// The VPC of cluster `name`: Workspace synced, then ready with a VPC ID and three zones.
+    pub async fn provision_vpc(&self, name: &str) {
+        let (apply, workspace) = (format!("{name}-vpc"), format!("{name}-vpc"));
+        self.workspace_synced(&apply, &workspace).await;
+        self.workspace_ready(
+            &apply,
+            &workspace,
+            json!({
+                "vpc_id": format!("vpc-{name}"),
+                "availability_zones": ["ap-northeast-1a", "ap-northeast-1c", "ap-northeast-1d"],
+            }),
+        )
+        .await;
+    }
+
+    /// The EKS control plane of cluster `name`: Workspace synced, the connection Secret written
+    /// (the endpoint is only there), then the Workspace ready.
+    pub async fn provision_control_plane(&self, name: &str) {
+        let (apply, workspace) = (
+            format!("{name}-eks-controlplane-apply"),
+            format!("{name}-eks-controlplane"),
+        );
+        self.workspace_synced(&apply, &workspace).await;
+        let secret: Secret = serde_json::from_value(json!({
+            "metadata": {"name": format!("{name}-eks-connection")},
+            "stringData": {"cluster_endpoint": endpoint_url(name)},
+        }))
+        .expect("a Secret");
+        self.secrets
+            .create(&PostParams::default(), &secret)
+            .await
+            .expect("the Secret is created");
+        self.workspace_ready(&apply, &workspace, json!({"cluster_name": name}))
+            .await;
+    }
+
+    /// Everything of cluster `name`, from creation to both objects Ready.
+    pub async fn converge(&self, name: &str) {
+        self.create(name).await;
+        self.provision_vpc(name).await;
+        self.provision_control_plane(name).await;
+        eventually(&format!("{name} to converge"), || self.converged(name)).await;
+    }
+
+    /// True when the CAPTCluster, the CAPTControlPlane and the Cluster `name` are all ready.
+    pub async fn converged(&self, name: &str) -> bool {
+        let is_true = |object: Option<Value>, path: &str| {
+            object.is_some_and(|o| o.pointer(path) == Some(&Value::Bool(true)))
+        };
+        is_true(self.capt_cluster(name), "/status/ready")
+            && is_true(self.control_plane(name), "/status/ready")
+            && is_true(self.cluster(name), "/status/controlPlaneReady")
+            && is_true(self.cluster(name), "/status/infrastructureReady")
+    }
+
+    /// The Cluster `name`, as stored.
+    pub fn cluster(&self, name: &str) -> Option<Value> {
+        self.store.get_dynamic(
+            "cluster.x-k8s.io/v1beta1",
+            "clusters",
+            Some("default"),
+            name,
+        )
+    }
+
+    /// The CAPTCluster `name`, as stored.
+    pub fn capt_cluster(&self, name: &str) -> Option<Value> {
+        self.store.get_dynamic(
+            "infrastructure.cluster.x-k8s.io/v1beta1",
+            "captclusters",
+            Some("default"),
+            name,
+        )
+    }
+
+    /// The CAPTControlPlane `name`, as stored.
+    pub fn control_plane(&self, name: &str) -> Option<Value> {
+        self.store.get_dynamic(
+            "controlplane.cluster.x-k8s.io/v1beta1",
+            "captcontrolplanes",
+            Some("default"),
+            name,
+        )
+    }
+
+    /// The events about the object `name` of `kind`.
+    pub fn events_about(&self, kind: &str, name: &str) -> Vec<Event> {
+        self.store
+            .list::<Event>(Some("default"))
+            .into_iter()
+            .filter(|e| {
+                e.regarding.as_ref().is_some_and(|r| {
+                    r.kind.as_deref() == Some(kind) && r.name.as_deref() == Some(name)
+                })
+            })
+            .collect()
+    }
+}
+
+/// The condition `kind` of `object`'s status, as `Status/Reason`.
+pub fn condition_of(object: &Value, kind: &str) -> Option<String> {
+    let conditions = object.pointer("/status/conditions")?.as_array()?;
+    let condition = conditions.iter().find(|c| c["type"] == kind)?;
+    Some(format!(
+        "{}/{}",
+        condition["status"].as_str()?,
+        condition["reason"].as_str().unwrap_or_default()
+    ))
+}
+
+/// The control-plane endpoint URL of cluster `name`.
+pub fn endpoint_url(name: &str) -> String {
+    format!(
+        "https://{}.gr7.ap-northeast-1.eks.amazonaws.com",
+        name.to_uppercase()
+    )
+}
+
+/// Creates `manifest` with `api`.
+pub async fn create(api: &Api<DynamicObject>, manifest: Value) -> DynamicObject {
+    let object: DynamicObject = serde_json::from_value(manifest).expect("a manifest");
+    api.create(&PostParams::default(), &object)
+        .await
+        .unwrap_or_else(|e| panic!("creating {} failed: {e}", object.name_any()))
+}
+
+/// Merges `status` into the status of `name`.
+pub async fn patch_status(api: &Api<DynamicObject>, name: &str, status: Value) {
+    api.patch_status(
+        name,
+        &PatchParams::default(),
+        &Patch::Merge(&json!({"status": status})),
+    )
+    .await
+    .unwrap_or_else(|e| panic!("patching the status of {name} failed: {e}"));
+}
+
+/// A condition of `kind` with `status` and `reason`, changed now.
+fn condition(kind: &str, status: &str, reason: &str) -> Value {
+    json!({"type": kind, "status": status, "reason": reason, "lastTransitionTime": now()})
+}
+
+fn now() -> String {
+    Utc::now().to_rfc3339_opts(SecondsFormat::Secs, true)
+}
+
+/// Merges `annotations` into the metadata of `name`.
+pub async fn annotate(api: &Api<DynamicObject>, name: &str, annotations: Value) {
+    api.patch(
+        name,
+        &PatchParams::default(),
+        &Patch::Merge(&json!({"metadata": {"annotations": annotations}})),
+    )
+    .await
+    .unwrap_or_else(|e| panic!("annotating {name} failed: {e}"));
+}
+
+/// Logs to the test output (RUST_LOG), once.
+pub fn trace() {
+    let _ = tracing_subscriber::fmt()
+        .with_env_filter(tracing_subscriber::EnvFilter::from_default_env())
+        .with_test_writer()
+        .try_init();
+}
