@@ -148,17 +148,40 @@ impl Job {
                 tracing::debug!("policy files changed, but not the module or settings");
                 return;
             }
+            Checked::Reverted => {
+                tracing::info!("the policy files hold the active module again");
+                self.supersede_shadow().await;
+                return;
+            }
             Checked::Rejected {
                 error,
                 digest,
                 version,
                 key,
             } => {
+                // New content (it was read) replaces a candidate in shadow mode, even if it is
+                // rejected: what the files hold is what the operator should run.
+                if key.is_some() {
+                    self.supersede_shadow().await;
+                }
                 self.reject(&error, digest, version, key).await;
                 return;
             }
             Checked::Passed(passed) => passed,
         };
+        self.supersede_shadow().await;
+        let checked = Instant::now();
+        if self.config.shadow.is_zero() {
+            self.promote(passed, first_event, debounce, Duration::ZERO)
+                .await;
+        } else {
+            self.start_shadow(passed, first_event, debounce, checked)
+                .await;
+        }
+    }
+
+    /// Abandons the candidate in shadow mode, if any.
+    async fn supersede_shadow(&mut self) {
         if let Some(superseded) = self.shadowing.take() {
             self.shadow.stop();
             let module = superseded.passed.module;
@@ -169,14 +192,6 @@ impl Job {
                 None,
             )
             .await;
-        }
-        let checked = Instant::now();
-        if self.config.shadow.is_zero() {
-            self.promote(passed, first_event, debounce, Duration::ZERO)
-                .await;
-        } else {
-            self.start_shadow(passed, first_event, debounce, checked)
-                .await;
         }
     }
 

@@ -243,7 +243,7 @@ impl Swapper {
             bad: Default::default(),
         };
         match pipeline::check(&self.config, &self.engine, &known) {
-            pipeline::Checked::Unchanged => Ok(None),
+            pipeline::Checked::Unchanged | pipeline::Checked::Reverted => Ok(None),
             pipeline::Checked::Rejected { error, .. } => Err(error),
             pipeline::Checked::Passed(passed) => Ok(Some(CheckReport {
                 digest: passed.module.report.digest.clone(),

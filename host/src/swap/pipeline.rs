@@ -103,6 +103,8 @@ impl Module {
 pub(crate) enum Checked {
     /// The files hold the active module (or the last rejected one): nothing to do.
     Unchanged,
+    /// The files hold the active module again while another one is in shadow mode.
+    Reverted,
     /// The candidate failed; its digest and version when known.
     Rejected {
         error: SwapError,
@@ -158,6 +160,9 @@ pub(crate) fn check(config: &SwapConfig, engine: &Engine, known: &Known) -> Chec
     };
     let read = start.elapsed();
     let key = candidate.key();
+    if key == known.active.key() && known.shadowing.is_some() {
+        return Checked::Reverted;
+    }
     if key == known.active.key()
         || Some(&key) == known.shadowing.as_ref()
         || Some(&key) == known.last_rejected.as_ref()

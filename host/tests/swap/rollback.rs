@@ -30,7 +30,7 @@ async fn a_module_failing_live_reconciles_is_rolled_back_and_not_retried() {
 
     let tally = Tally::start(reports);
     let live_fail = fixtures::bytes(fixtures::LIVE_FAIL);
-    files.write(&live_fail);
+    files.replace(&live_fail);
     // It passes the canary, is promoted, fails every annotated trigger: rolled back.
     let report = policy_until(&operator, "the rollback", |report, _| report.rollbacks == 1).await;
     assert_eq!(report["active"]["digest"], digest(&v1()));

@@ -241,7 +241,7 @@ pub async fn policy_until(
     mut condition: impl FnMut(&PolicyReport, &Value) -> bool,
 ) -> Value {
     let addr = operator.http_addr().expect("an HTTP address");
-    within(what, async {
+    let waiting = async {
         loop {
             let report = operator.policy();
             let (code, body) = http_get(addr, "/policy").await;
@@ -252,8 +252,14 @@ pub async fn policy_until(
             }
             tokio::time::sleep(Duration::from_millis(50)).await;
         }
-    })
-    .await
+    };
+    match tokio::time::timeout(PATIENCE, waiting).await {
+        Ok(json) => json,
+        Err(_) => panic!(
+            "timed out after {PATIENCE:?} waiting for {what}; /policy: {:#}",
+            serde_json::to_value(operator.policy()).unwrap()
+        ),
+    }
 }
 
 /// The sum of the samples of `name` whose labels include every `labels` pair.
