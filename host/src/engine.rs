@@ -28,8 +28,9 @@ pub const EPOCH_TICK: Duration = Duration::from_millis(10);
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Limits {
     /// Wall-clock time one call (`metadata` or `reconcile`, instantiation included) may take.
-    /// Default 1 s: a policy is a pure function over a few objects and answers in
-    /// milliseconds; anything near a second is a loop.
+    /// Default 250 ms: a policy is a pure function over a few objects and answers in well
+    /// under a millisecond (a few milliseconds in a debug build), so a runaway guest is
+    /// stopped well under a second while a loaded node keeps a hundredfold margin.
     pub deadline: Duration,
     /// Linear memory one call may grow to, in bytes. Default 64 MiB: a few objects of a few
     /// hundred KiB each, parsed several times over, fit a hundred times.
@@ -54,7 +55,7 @@ pub struct Limits {
 impl Default for Limits {
     fn default() -> Self {
         Self {
-            deadline: Duration::from_secs(1),
+            deadline: Duration::from_millis(250),
             memory_bytes: 64 << 20,
             table_elements: 100_000,
             response_bytes: 4 << 20,

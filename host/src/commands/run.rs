@@ -138,7 +138,7 @@ pub struct Run {
         long,
         value_name = "DURATION",
         env = "CAPT_CALL_DEADLINE",
-        default_value = "1s",
+        default_value = "250ms",
         value_parser = duration
     )]
     call_deadline: Duration,

@@ -105,7 +105,7 @@ pub(crate) struct GuestMetrics {
 impl GuestMetrics {
     /// Registers `guest_call_duration_seconds`.
     pub(crate) fn register(registry: &mut Registry) -> Self {
-        // 100 µs to about 1.6 s: a policy answers in milliseconds; its deadline is 1 s.
+        // 100 µs to about 1.6 s: a policy answers in milliseconds; its default deadline is 250 ms.
         let call_duration = Histogram::new(exponential_buckets(0.0001, 2.0, 15));
         registry.register(
             "guest_call_duration_seconds",

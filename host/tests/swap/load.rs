@@ -12,9 +12,12 @@ use crate::support::{
 };
 
 const CLUSTERS: [&str; 3] = ["load-a", "load-b", "load-c"];
+/// A cluster made Ready by v1 before the swap: rewritten by v2 when every trigger is
+/// reconciled after the promotion.
+const READY_UNDER_V1: &str = "load-early";
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_swap_under_load_loses_no_reconcile_and_the_objects_made_ready_after_it_show_v2() {
+async fn a_swap_under_load_loses_no_reconcile_and_every_object_shows_v2_after_it() {
     crate::support::trace();
     let server = server().await;
     let capt = Capt::new(&server);
@@ -22,7 +25,21 @@ async fn a_swap_under_load_loses_no_reconcile_and_the_objects_made_ready_after_i
     let (operator, reports) = start(&server, "load", files.config()).await;
     let tally = Tally::start(reports);
 
-    // Every cluster waits for its control plane: nothing is Ready yet.
+    // One cluster is Ready under v1 before the swap; v2 must rewrite it after promotion.
+    capt.create(READY_UNDER_V1).await;
+    capt.provision_vpc(READY_UNDER_V1).await;
+    capt.provision_control_plane(READY_UNDER_V1).await;
+    eventually("the early cluster to converge under v1", || {
+        capt.converged(READY_UNDER_V1)
+    })
+    .await;
+    let v1_message = ready_true_message(&capt.control_plane(READY_UNDER_V1).unwrap()).unwrap();
+    assert!(
+        !v1_message.ends_with(policy_fixtures::V2_SUFFIX),
+        "{v1_message:?}"
+    );
+
+    // Every other cluster waits for its control plane: not Ready yet.
     for name in CLUSTERS {
         capt.create(name).await;
         capt.provision_vpc(name).await;
@@ -93,7 +110,21 @@ async fn a_swap_under_load_loses_no_reconcile_and_the_objects_made_ready_after_i
     for name in CLUSTERS {
         eventually(&format!("{name} to converge"), || capt.converged(name)).await;
     }
-    for name in CLUSTERS {
+    eventually("the cluster made Ready by v1 to show v2", || async {
+        [
+            capt.capt_cluster(READY_UNDER_V1),
+            capt.control_plane(READY_UNDER_V1),
+        ]
+        .iter()
+        .all(|object| {
+            object
+                .as_ref()
+                .and_then(ready_true_message)
+                .is_some_and(|m| m.ends_with(policy_fixtures::V2_SUFFIX))
+        })
+    })
+    .await;
+    for name in CLUSTERS.iter().chain([&READY_UNDER_V1]) {
         for (kind, object) in [
             ("CAPTCluster", capt.capt_cluster(name)),
             ("CAPTControlPlane", capt.control_plane(name)),

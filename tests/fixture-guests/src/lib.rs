@@ -177,17 +177,60 @@ pub fn reconcile_as(variant: Option<Variant>, request: &Request) -> Result<Respo
 /// observed objects first, so the real logic sees what it wrote itself and stays idempotent
 /// (otherwise every reconcile would rewrite the message, and "no patch" steps would fail).
 fn reconcile_v2(request: &Request) -> Result<Response, Error> {
-    let mut request = request.clone();
-    for object in &mut request.objects {
+    let mut stripped = request.clone();
+    for object in &mut stripped.objects {
         edit_ready_true_messages(&mut object.manifest, |message| {
             message.strip_suffix(V2_SUFFIX).map(str::to_owned)
         });
     }
-    let mut response = real::reconcile(&request)?;
+    let mut response = real::reconcile(&stripped)?;
     for patch in status_patches(&mut response) {
         edit_ready_true_messages(patch, |message| Some(format!("{message}{V2_SUFFIX}")));
     }
+    mark_what_others_made_ready(request, &mut response);
     Ok(response)
+}
+
+/// `v2`: a trigger that another policy (v1) made Ready carries no mark, and the real logic sees
+/// nothing to change; a status patch adds the mark, so after a swap every ready object shows
+/// v2. Only when the response is final and writes no status of the trigger already.
+fn mark_what_others_made_ready(request: &Request, response: &mut Response) {
+    let writes_trigger_status = response
+        .patches
+        .iter()
+        .any(|p| p.subresource == Subresource::Status && p.target == request.trigger);
+    if !response.requirements.is_empty() || writes_trigger_status {
+        return;
+    }
+    let Some(trigger) = request
+        .objects
+        .iter()
+        .find(|o| o.reference == request.trigger)
+    else {
+        return;
+    };
+    let Ok(manifest) = serde_json::from_str::<Value>(&trigger.manifest) else {
+        return;
+    };
+    let Some(conditions) = manifest.pointer("/status/conditions") else {
+        return;
+    };
+    let unmarked = serde_json::json!({"status": {"conditions": conditions}}).to_string();
+    let mut marked = unmarked.clone();
+    edit_ready_true_messages(&mut marked, |message| {
+        (!message.ends_with(V2_SUFFIX)).then(|| format!("{message}{V2_SUFFIX}"))
+    });
+    if marked != unmarked {
+        response.patches.push(capt_policy::Patch {
+            target: trigger.reference.clone(),
+            subresource: Subresource::Status,
+            merge_patch: marked,
+            resource_version: manifest
+                .pointer("/metadata/resourceVersion")
+                .and_then(Value::as_str)
+                .map(str::to_owned),
+        });
+    }
 }
 
 /// `live-fail`: the value of the trigger's [`FAIL_LIVE_ANNOTATION`], if it has one.
@@ -344,6 +387,43 @@ mod tests {
         });
         let observed: Value = serde_json::from_str(&observed).unwrap();
         assert_eq!(observed["status"]["conditions"][0]["message"], "All good");
+    }
+
+    #[test]
+    fn v2_marks_a_trigger_another_policy_made_ready_once() {
+        let trigger = ObjectRef::new("example.com/v1", "Thing", Some("ns"), "t");
+        let made_ready_by_v1 = json!({
+            "apiVersion": "example.com/v1", "kind": "Thing",
+            "metadata": {"name": "t", "namespace": "ns", "resourceVersion": "7"},
+            "status": {"conditions": [
+                {"type": "Ready", "status": "True", "reason": "Up", "message": "All good"},
+            ]},
+        });
+        let request = |manifest: &Value| Request {
+            trigger: trigger.clone(),
+            now_epoch_millis: 0,
+            objects: vec![capt_policy::ObservedObject {
+                reference: trigger.clone(),
+                manifest: manifest.to_string(),
+            }],
+            missing: vec![],
+            settings: "{}".into(),
+        };
+        let mut response = Response::default();
+        mark_what_others_made_ready(&request(&made_ready_by_v1), &mut response);
+        assert_eq!(response.patches.len(), 1);
+        assert_eq!(response.patches[0].resource_version.as_deref(), Some("7"));
+        let marked = patch(&response);
+        assert_eq!(
+            marked["status"]["conditions"][0]["message"],
+            "All good (policy v2)"
+        );
+        // Once marked, nothing more to write.
+        let mut again = Response::default();
+        let mut observed = made_ready_by_v1.clone();
+        observed["status"] = marked["status"].clone();
+        mark_what_others_made_ready(&request(&observed), &mut again);
+        assert!(again.patches.is_empty());
     }
 
     #[test]
