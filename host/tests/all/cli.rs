@@ -187,6 +187,41 @@ fn inspect_describes_the_embedded_policy() {
 }
 
 #[test]
+fn the_demo_converges_and_hot_swaps_to_a_new_module() {
+    let output = capt_host(&[
+        "demo",
+        "--step",
+        "200ms",
+        "--timeout",
+        "5m",
+        "--swap-to",
+        policy_fixture_artifacts::V2,
+    ]);
+    let out = stdout(&output);
+    assert_eq!(output.status.code(), Some(0), "{out}{}", stderr(&output));
+    // The kubectl columns of the spec, then both Ready.
+    for header in [
+        "NAME           VPC-ID                  READY   ENDPOINT",
+        "NAME           READY   PHASE   VERSION   ENDPOINT",
+    ] {
+        assert!(out.contains(header), "no `{header}` table in:\n{out}");
+    }
+    assert!(out.contains("both Ready"), "{out}");
+    // The swap: promoted, and every object reconciled again under v2.
+    assert!(
+        out.contains("swap: promoted capt-status 0.2.0-fixture"),
+        "{out}"
+    );
+    for plural in ["captclusters", "captcontrolplanes"] {
+        let line = out
+            .lines()
+            .find(|l| l.contains(&format!("{plural}/demo-cluster: Ready")))
+            .unwrap_or_else(|| panic!("no Ready line for {plural} in:\n{out}"));
+        assert!(line.ends_with("(policy v2)\""), "{line}");
+    }
+}
+
+#[test]
 fn bad_modules_are_clear_errors_not_panics() {
     let output = capt_host(&["inspect", "--module", "/nonexistent.wasm"]);
     assert_eq!(output.status.code(), Some(2));

@@ -13,18 +13,21 @@
 mod crossplane;
 mod table;
 
+use std::path::PathBuf;
 use std::process::ExitCode;
 use std::time::{Duration, Instant};
 
 use anyhow::{Context as _, bail};
-use capt_host::operator::{ActivePolicy, Operator, OperatorConfig, PolicySlot, RetryPolicy};
-use capt_host::{DEFAULT_POLICY, Engine, Limits, WasmPolicy, manifests, scenario};
+use capt_host::operator::{Operator, OperatorConfig, RetryPolicy};
+use capt_host::swap::{SwapConfig, Swapper};
+use capt_host::{DEFAULT_POLICY, Engine, Limits, manifests, scenario};
 use chrono::Utc;
 use clap::Args;
 use inproc_apiserver::ApiServer;
 use kube::Client;
 use kube::api::{Api, ApiResource, DynamicObject};
 use serde_json::Value;
+use sha2::{Digest as _, Sha256};
 
 use self::crossplane::Crossplane;
 use self::table::Table;
@@ -85,6 +88,11 @@ pub struct Demo {
     /// How long the simulated Crossplane takes for each stage of a workspace.
     #[arg(long, value_name = "DURATION", default_value = "1s", value_parser = scenario::duration::parse)]
     step: Duration,
+    /// Once both are Ready, hot-swap the policy to this module (a `capt:policy` component), as
+    /// a ConfigMap update would in a cluster: it is checked, canaried and promoted, or rejected
+    /// with the reason, and the objects are reconciled again under the module that serves.
+    #[arg(long, value_name = "FILE")]
+    swap_to: Option<PathBuf>,
 }
 
 /// Prints lines prefixed with the time since the demo started.
@@ -101,7 +109,18 @@ impl Clock {
 impl Demo {
     /// Runs the command.
     pub fn run(self) -> anyhow::Result<ExitCode> {
-        let Self { timeout, step } = self;
+        let Self {
+            timeout,
+            step,
+            swap_to,
+        } = self;
+        let candidate = match &swap_to {
+            Some(path) => Some(
+                std::fs::read(path)
+                    .with_context(|| format!("could not read the module {}", path.display()))?,
+            ),
+            None => None,
+        };
         let runtime =
             tokio::runtime::Runtime::new().context("could not start the async runtime")?;
         runtime.block_on(async move {
@@ -109,7 +128,7 @@ impl Demo {
             let server = ApiServer::start()
                 .await
                 .context("could not start the API server")?;
-            let result = tokio::time::timeout(timeout, demo(&server, step, clock)).await;
+            let result = tokio::time::timeout(timeout, demo(&server, step, clock, candidate)).await;
             server.shutdown().await;
             match result {
                 Ok(result) => result.map(|()| ExitCode::SUCCESS),
@@ -124,17 +143,28 @@ impl Demo {
     }
 }
 
-async fn demo(server: &ApiServer, step: Duration, clock: Clock) -> anyhow::Result<()> {
+async fn demo(
+    server: &ApiServer,
+    step: Duration,
+    clock: Clock,
+    candidate: Option<Vec<u8>>,
+) -> anyhow::Result<()> {
     let client = server.client();
-    let policy = ActivePolicy::wasm(
-        WasmPolicy::load(&Engine::new(Limits::default())?, DEFAULT_POLICY)?,
-        None,
+    // The policy runs from a watched file, as from a mounted ConfigMap in a cluster.
+    let module_dir = ModuleDir::create()?;
+    let module_path = module_dir.0.join("policy.wasm");
+    std::fs::write(&module_path, DEFAULT_POLICY).context("could not write the module")?;
+    let swapper = Swapper::load(
+        &Engine::new(Limits::default())?,
+        SwapConfig::new(&module_path),
     )?;
+    let policy = swapper.slot().current();
     clock.say(&format!(
-        "in-process API server at {}; policy {} {}",
+        "in-process API server at {}; policy {} {} (from {})",
         server.url(),
         policy.metadata().name,
-        policy.version()
+        policy.version(),
+        module_path.display()
     ));
 
     let crds = parse_all(&CRDS)?;
@@ -149,7 +179,7 @@ async fn demo(server: &ApiServer, step: Duration, clock: Clock) -> anyhow::Resul
         min: Duration::from_millis(200),
         max: Duration::from_secs(5),
     };
-    let operator = Operator::start(client.clone(), config, PolicySlot::new(policy)).await?;
+    let operator = Operator::start_swapping(client.clone(), config, swapper).await?;
     operator.ready().await;
     clock.say("operator started (caches synced)");
 
@@ -171,8 +201,11 @@ async fn demo(server: &ApiServer, step: Duration, clock: Clock) -> anyhow::Resul
     ));
 
     let crossplane = tokio::spawn(Crossplane::new(&client, "default").await?.run(step, clock));
-    let result = watch_tables(&client, &crds, clock).await;
+    let mut result = watch_tables(&client, &crds, clock).await;
     crossplane.abort();
+    if let (Ok(()), Some(candidate)) = (&result, candidate) {
+        result = swap(&operator, &module_path, &candidate, &client, &crds, clock).await;
+    }
     let metrics = operator.metrics();
     operator.shutdown().await?;
     result?;
@@ -199,6 +232,80 @@ async fn demo(server: &ApiServer, step: Duration, clock: Clock) -> anyhow::Resul
         sum_metric(&metrics, "capt_host_writes_skipped_total"),
         sum_metric(&metrics, "capt_host_patch_conflicts_total"),
     ));
+    Ok(())
+}
+
+/// Writes `candidate` over the watched module file, waits until it serves or is rejected, and
+/// shows the Ready messages of the objects once they were reconciled again.
+async fn swap(
+    operator: &Operator,
+    module_path: &std::path::Path,
+    candidate: &[u8],
+    client: &Client,
+    crds: &[Value],
+    clock: Clock,
+) -> anyhow::Result<()> {
+    let digest = format!("{:x}", Sha256::digest(candidate));
+    let before = operator.policy();
+    // Replaced by a rename, so the watcher never reads half a file.
+    let staged = module_path.with_extension("wasm.new");
+    std::fs::write(&staged, candidate).context("could not write the new module")?;
+    std::fs::rename(&staged, module_path).context("could not replace the module")?;
+    clock.say(&format!(
+        "swap: wrote a new module ({} bytes, sha256 {}) over {}",
+        candidate.len(),
+        &digest[..12],
+        module_path.display()
+    ));
+    let report = loop {
+        let report = operator.policy();
+        let rejected = report
+            .last_rejected
+            .as_ref()
+            .is_some_and(|r| r.digest.as_deref() == Some(digest.as_str()));
+        if report.active.digest == digest
+            || rejected
+            || report.active.digest != before.active.digest
+        {
+            break report;
+        }
+        tokio::time::sleep(POLL).await;
+    };
+    if report.active.digest != digest {
+        let why = report.last_rejected.map_or_else(
+            || "unknown".into(),
+            |r| format!("{}: {}", r.reason, r.message),
+        );
+        clock.say(&format!(
+            "swap: rejected ({why}); {} keeps serving",
+            report.active.label
+        ));
+        return Ok(());
+    }
+    clock.say(&format!(
+        "swap: promoted {} {} after the contract check and the canary; every object is \
+         reconciled again under it",
+        report.active.name, report.active.label
+    ));
+    tokio::time::sleep(Duration::from_secs(1)).await;
+    for plural in SHOWN {
+        let api: Api<DynamicObject> =
+            Api::namespaced_with(client.clone(), "default", &resource_of(crd(crds, plural)?)?);
+        for object in api.list(&Default::default()).await?.items {
+            let object = serde_json::to_value(&object)?;
+            let ready = object
+                .pointer("/status/conditions")
+                .and_then(Value::as_array)
+                .and_then(|c| c.iter().find(|c| c["type"] == "Ready"))
+                .map_or("<none>".into(), |c| {
+                    format!("{}: {}", c["reason"], c["message"])
+                });
+            clock.say(&format!(
+                "{plural}/{}: Ready {ready}",
+                object["metadata"]["name"].as_str().unwrap_or_default()
+            ));
+        }
+    }
     Ok(())
 }
 
@@ -251,6 +358,24 @@ async fn watch_tables(client: &Client, crds: &[Value], clock: Clock) -> anyhow::
             return Ok(());
         }
         tokio::time::sleep(POLL).await;
+    }
+}
+
+/// A private directory for the demo's module file, removed when the demo ends.
+struct ModuleDir(PathBuf);
+
+impl ModuleDir {
+    fn create() -> anyhow::Result<Self> {
+        let dir = std::env::temp_dir().join(format!("capt-host-demo-{}", std::process::id()));
+        std::fs::create_dir_all(&dir)
+            .with_context(|| format!("could not create {}", dir.display()))?;
+        Ok(Self(dir))
+    }
+}
+
+impl Drop for ModuleDir {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.0);
     }
 }
 
