@@ -17,6 +17,12 @@
 
 mod chain;
 mod common;
+
+/// CAPT objects, shared with the other operator test binary (each uses a subset).
+#[allow(dead_code)]
+#[path = "../shared/capt.rs"]
+mod capt;
+use common::eventually;
 mod faults;
 mod invalid;
 mod leader;

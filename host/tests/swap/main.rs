@@ -33,3 +33,9 @@ mod rollback;
 mod sandbox;
 mod shadow;
 mod support;
+
+/// CAPT objects, shared with the other operator test binary (each uses a subset).
+#[allow(dead_code)]
+#[path = "../shared/capt.rs"]
+mod capt;
+use support::eventually;
