@@ -32,9 +32,17 @@ pub(crate) enum EventError {
     Api(#[source] kube::Error),
 }
 
+/// Recorders an [`EventPublisher`] spreads its events over, by the object they are about.
+///
+/// kube's [`Recorder`] remembers every event it recorded for six minutes (to turn repeats
+/// into series) and walks that whole cache on every publish: with one recorder, recording the
+/// events of N objects costs O(N²). Each object's events always go to the same recorder, so
+/// series work as before, and each walk covers 1/`RECORDER_SHARDS` of the events.
+const RECORDER_SHARDS: usize = 256;
+
 /// Publishes events, if this replica may write.
 pub(crate) struct EventPublisher {
-    recorder: Recorder,
+    recorders: Vec<Recorder>,
     gate: LeaderGate,
 }
 
@@ -46,7 +54,9 @@ impl EventPublisher {
             instance: Some(identity.to_owned()),
         };
         Self {
-            recorder: Recorder::new(client, reporter),
+            recorders: (0..RECORDER_SHARDS)
+                .map(|_| Recorder::new(client.clone(), reporter.clone()))
+                .collect(),
             gate,
         }
     }
@@ -124,7 +134,7 @@ impl EventPublisher {
             KubeEventType::Normal => "Normal",
             KubeEventType::Warning => "Warning",
         };
-        self.recorder
+        self.recorder(regarding)
             .publish(&event, &reference)
             .await
             .map_err(EventError::Api)?;
@@ -133,6 +143,17 @@ impl EventPublisher {
             .get_or_create(&TypeLabels { r#type: type_label })
             .inc();
         Ok(())
+    }
+}
+
+impl EventPublisher {
+    /// The recorder of the events about `regarding`.
+    fn recorder(&self, regarding: &ObjectRef) -> &Recorder {
+        use std::hash::{Hash as _, Hasher as _};
+        let mut hasher = std::hash::DefaultHasher::new();
+        regarding.hash(&mut hasher);
+        // The remainder is below RECORDER_SHARDS: the cast cannot truncate.
+        &self.recorders[(hasher.finish() % RECORDER_SHARDS as u64) as usize]
     }
 }
 

@@ -35,6 +35,9 @@ struct Entry {
 pub struct TriggerIndex {
     triggers: HashMap<ObjectKey, Entry>,
     readers: HashMap<ObjectKey, HashSet<ObjectKey>>,
+    /// The number of (object, reader) pairs in `readers`, kept as they change: every reconcile
+    /// reports it, and counting it there would cost a walk over the whole index.
+    edges: usize,
 }
 
 impl TriggerIndex {
@@ -42,14 +45,19 @@ impl TriggerIndex {
     pub fn record_reads(&mut self, trigger: &ObjectKey, reads: HashSet<ObjectKey>) {
         let entry = self.triggers.entry(trigger.clone()).or_default();
         for stale in entry.reads.difference(&reads) {
-            unlink(&mut self.readers, stale, trigger);
+            if unlink(&mut self.readers, stale, trigger) {
+                self.edges -= 1;
+            }
         }
         for added in reads.difference(&entry.reads) {
-            if added != trigger {
-                self.readers
+            if added != trigger
+                && self
+                    .readers
                     .entry(added.clone())
                     .or_default()
-                    .insert(trigger.clone());
+                    .insert(trigger.clone())
+            {
+                self.edges += 1;
             }
         }
         entry.reads = reads;
@@ -65,7 +73,9 @@ impl TriggerIndex {
     pub fn forget(&mut self, trigger: &ObjectKey) {
         if let Some(entry) = self.triggers.remove(trigger) {
             for read in &entry.reads {
-                unlink(&mut self.readers, read, trigger);
+                if unlink(&mut self.readers, read, trigger) {
+                    self.edges -= 1;
+                }
             }
         }
     }
@@ -103,22 +113,24 @@ impl TriggerIndex {
 
     /// How many triggers and dependency edges the index holds.
     pub fn size(&self) -> (usize, usize) {
-        let edges = self.readers.values().map(HashSet::len).sum();
-        (self.triggers.len(), edges)
+        (self.triggers.len(), self.edges)
     }
 }
 
+/// Removes `trigger` from the readers of `object`; true if it was one.
 fn unlink(
     readers: &mut HashMap<ObjectKey, HashSet<ObjectKey>>,
     object: &ObjectKey,
     trigger: &ObjectKey,
-) {
-    if let Some(set) = readers.get_mut(object) {
-        set.remove(trigger);
-        if set.is_empty() {
-            readers.remove(object);
-        }
+) -> bool {
+    let Some(set) = readers.get_mut(object) else {
+        return false;
+    };
+    let removed = set.remove(trigger);
+    if set.is_empty() {
+        readers.remove(object);
     }
+    removed
 }
 
 #[cfg(test)]
@@ -157,6 +169,9 @@ mod tests {
         assert_eq!(readers(&index, "a"), Vec::<String>::new());
         assert_eq!(readers(&index, "b"), ["t2"]);
         assert_eq!(readers(&index, "c"), ["t1"]);
+        assert_eq!(index.size(), (2, 2));
+        // The edge count is kept, not recounted: reading the same set again changes nothing.
+        index.record_reads(&key("t1"), set(&["c", "t1"]));
         assert_eq!(index.size(), (2, 2));
     }
 
