@@ -121,7 +121,14 @@ impl Operator {
     }
 
     /// Kills the process (it keeps no state worth a graceful stop) and reaps it.
-    pub fn stop(mut self) {
+    pub fn stop(self) {
+        drop(self);
+    }
+}
+
+impl Drop for Operator {
+    /// A harness that fails half-way leaves no operator behind.
+    fn drop(&mut self) {
         let _ = self.child.kill();
         let _ = self.child.wait();
     }
