@@ -13,6 +13,7 @@
 //!
 //! - [`engine`]: the wasmtime engine, its limits and the `log` import.
 //! - [`WasmPolicy`]: loads and validates a component; implements [`Policy`].
+//! - [`PolicyInstance`]: one instance called many times (benchmarks only).
 //! - [`rounds`]: the requirement round protocol over an [`rounds::ObjectSource`].
 //! - [`world`]: an in-memory API server (merge patches, subresources, versions).
 //! - [`operator`]: the Kubernetes operator (`capt-host run`): caches, dependency-driven
@@ -29,6 +30,7 @@ mod bindings;
 mod compile_cache;
 mod convert;
 pub mod engine;
+mod instance;
 pub mod manifests;
 pub mod operator;
 mod policy;
@@ -42,6 +44,7 @@ pub mod world;
 
 pub use compile_cache::{CompileCache, CompileCacheError};
 pub use engine::{Engine, Limits};
+pub use instance::PolicyInstance;
 pub use policy::{BoxError, Policy, PolicyError};
 pub use wasm::{Compilation, LoadError, WasmPolicy, WitItem};
 
