@@ -173,12 +173,25 @@ impl Run {
                 settings,
             )
             .map_err(|e| crate::error_chain(&e));
-            if let Ok(response) = &result
-                && let Err(e) = self.world.apply_response(&response.patches)
-            {
-                failures.push(fail(format!(
-                    "applying the patches of the reconcile of {trigger}: {e}"
-                )));
+            if let Ok(response) = &result {
+                match self.world.apply_response(&response.patches) {
+                    Err(e) => failures.push(fail(format!(
+                        "applying the patches of the reconcile of {trigger}: {e}"
+                    ))),
+                    Ok(()) if !response.patches.is_empty() => {
+                        let now = now.timestamp_millis();
+                        if let Err((message, diff)) =
+                            settled(policy, &self.world, &trigger, now, settings)
+                        {
+                            failures.push(Failure {
+                                step: number,
+                                message,
+                                diff,
+                            });
+                        }
+                    }
+                    Ok(()) => {}
+                }
             }
             if let (Err(message), None) = (&result, &step.expect.error) {
                 failures.push(fail(format!(
@@ -223,6 +236,45 @@ impl Run {
                 .collect()),
         }
     }
+}
+
+/// Checks that the reconcile of `trigger` whose patches `world` just took settled it: called
+/// again at the same time, the policy writes nothing more. Operators rely on it: they do not
+/// re-run a trigger for the changes its own writes cause (see `reconcile` in `policy.wit`).
+fn settled(
+    policy: &dyn Policy,
+    world: &World,
+    trigger: &ObjectRef,
+    now: i64,
+    settings: &str,
+) -> Result<(), (String, Option<String>)> {
+    let again = rounds::reconcile(policy, world, trigger, now, settings).map_err(|e| {
+        let e = crate::error_chain(&e);
+        (
+            format!("reconciling {trigger} again right after its own patches failed: {e}"),
+            None,
+        )
+    })?;
+    let mut after = world.clone();
+    let applied = after.apply_response(&again.patches);
+    for patch in &again.patches {
+        let (before, now) = (world.get(&patch.target), after.get(&patch.target));
+        if before != now {
+            let message = format!(
+                "not settled: reconciled again right after its own patches, {trigger} writes {} \
+                 again (a response must settle its trigger: see `reconcile` in policy.wit)",
+                patch.target
+            );
+            let diff = matching::diff(before.unwrap_or(&Value::Null), now.unwrap_or(&Value::Null));
+            return Err((message, Some(diff)));
+        }
+    }
+    applied.map_err(|e| {
+        (
+            format!("reconciling {trigger} again right after its own patches: {e}"),
+            None,
+        )
+    })
 }
 
 /// Checks a step's expectations; each failure is a message and maybe a diff.
@@ -406,7 +458,8 @@ mod tests {
     use crate::policy::PolicyError;
 
     /// Mirrors `spec.size` into `status.size` (with an event), requires the object named by
-    /// `spec.owner`, fails when `spec.fail` is set, and requeues after 10 s.
+    /// `spec.owner`, fails when `spec.fail` is set, records the version it read when
+    /// `spec.restless` is set, and requeues after 10 s.
     struct Mirror(Metadata);
 
     impl Mirror {
@@ -451,7 +504,11 @@ mod tests {
             }
             let size = manifest["spec"]["size"].as_i64().unwrap_or(0)
                 * settings["factor"].as_i64().unwrap();
-            let desired = json!({"size": size, "ownerMissing": !request.missing.is_empty()});
+            let mut desired = json!({"size": size, "ownerMissing": !request.missing.is_empty()});
+            if manifest["spec"]["restless"] == json!(true) {
+                // Never settles: each write changes the version it records.
+                desired["observedVersion"] = manifest["metadata"]["resourceVersion"].clone();
+            }
             let mut response = Response {
                 requeue_after_millis: Some(10_000),
                 ..Response::default()
@@ -614,6 +671,27 @@ steps:
             messages(&outcome),
             [r#"expected a reconcile error containing "x"; every reconcile succeeded"#]
         );
+    }
+
+    #[test]
+    fn a_response_that_does_not_settle_its_trigger_is_a_failure() {
+        let outcome = run_yaml(
+            r#"
+steps:
+  - at: "2026-01-01T00:00:00Z"
+    apply: [{apiVersion: example.com/v1, kind: Thing, metadata: {namespace: ns, name: a}, spec: {restless: true}}]
+"#,
+        );
+        assert_eq!(
+            messages(&outcome),
+            [
+                "not settled: reconciled again right after its own patches, Thing/ns/a writes \
+                 Thing/ns/a again (a response must settle its trigger: see `reconcile` in policy.wit)"
+            ]
+        );
+        let diff = outcome.failures[0].diff.as_deref().unwrap();
+        assert!(diff.contains("-  observedVersion: '2'"), "{diff}");
+        assert!(diff.contains("+  observedVersion: '3'"), "{diff}");
     }
 
     #[test]
