@@ -11,12 +11,15 @@
 //!    goes into `metadata.resourceVersion` of the body, where the API server checks it.
 //! 3. The leader gate is checked, and the patch is sent to the status subresource or the
 //!    object (a status patch of a kind without the subresource goes to the object).
+//! 4. The version it produced is recorded in the [`TriggerIndex`](super::index::TriggerIndex)
+//!    as the trigger's own write, whose watch event (its echo) does not re-run the trigger.
 //!
 //! The first failure stops the response: a 409 Conflict is [`ReconcileError::Conflict`] (the
 //! trigger is reconciled again from fresh data, never overwritten blindly); anything else is
 //! [`ReconcileError::Write`].
 
 use std::collections::{HashMap, HashSet};
+use std::sync::Arc;
 
 use capt_policy::{Patch, Subresource};
 use kube::ResourceExt as _;
@@ -27,6 +30,7 @@ use prometheus_client::metrics::family::Family;
 use prometheus_client::registry::Registry;
 use serde_json::{Map, Value};
 
+use super::dispatch::lock;
 use super::error::ReconcileError;
 use super::kinds::ObjectKey;
 use super::reconcile::Context;
@@ -49,16 +53,18 @@ struct Known {
     written_version: Option<String>,
 }
 
-/// Applies `patches` in order; `observed` holds the manifests the policy was given.
+/// Applies `patches` of `trigger`'s reconcile in order; `observed` holds the manifests the
+/// policy was given.
 pub(crate) async fn apply(
     ctx: &Context,
+    trigger: &ObjectKey,
     patches: &[Patch],
-    observed: &HashMap<ObjectKey, Value>,
+    observed: &HashMap<ObjectKey, Arc<str>>,
 ) -> Applied {
     let mut applied = Applied::default();
     let mut known: HashMap<ObjectKey, Known> = HashMap::new();
     for (position, patch) in patches.iter().enumerate() {
-        match apply_one(ctx, patch, observed, &mut known).await {
+        match apply_one(ctx, trigger, patch, observed, &mut known).await {
             Ok(wrote) => applied.writes += usize::from(wrote),
             Err(error) => {
                 applied.unapplied = patches[position..]
@@ -76,8 +82,9 @@ pub(crate) async fn apply(
 /// Applies one patch; `Ok(false)` when it was skipped because it changes nothing.
 async fn apply_one(
     ctx: &Context,
+    trigger: &ObjectKey,
     patch: &Patch,
-    observed: &HashMap<ObjectKey, Value>,
+    observed: &HashMap<ObjectKey, Arc<str>>,
     known: &mut HashMap<ObjectKey, Known>,
 ) -> Result<bool, ReconcileError> {
     let target = &patch.target;
@@ -94,10 +101,16 @@ async fn apply_one(
         Err(e) => return Err(invalid(patch, e.to_string())),
     };
     let to_status = patch.subresource == Subresource::Status && info.status_subresource;
-    let base = known
-        .get(&key)
-        .map(|k| &k.manifest)
-        .or_else(|| observed.get(&key));
+    let parsed;
+    let base = match known.get(&key) {
+        Some(known) => Some(&known.manifest),
+        None => {
+            parsed = observed
+                .get(&key)
+                .and_then(|m| serde_json::from_str(m).ok());
+            parsed.as_ref()
+        }
+    };
     if let Some(base) = base
         && !changes(base, &merge_patch, to_status, info.status_subresource)
     {
@@ -148,11 +161,14 @@ async fn apply_one(
                 resource_version = written.resource_version().as_deref().unwrap_or(""),
                 "patched"
             );
+            if let Some(version) = written.resource_version() {
+                lock(&ctx.index).record_write(key.clone(), version, trigger.clone());
+            }
             known.insert(
                 key,
                 Known {
                     written_version: written.resource_version(),
-                    manifest: info.manifest(&written),
+                    manifest: serde_json::from_str(written.manifest()).unwrap_or(Value::Null),
                 },
             );
             Ok(true)

@@ -7,12 +7,14 @@
 //! ones. Every watch event, after the store applied it, goes to the [`Dispatcher`], which
 //! turns changes into reconcile requests. The watchers run for the operator's whole life, on
 //! leaders and standbys alike, so a standby is ready (and warm) when it takes over.
+//!
+//! Objects are kept as [`CachedObject`]s: their manifests as text, ready for the policy.
 
 use std::collections::HashMap;
 use std::sync::Arc;
 
 use futures::StreamExt as _;
-use kube::api::{Api, DynamicObject};
+use kube::api::Api;
 use kube::runtime::reflector::Store;
 use kube::runtime::reflector::store::Writer;
 use kube::runtime::{WatchStreamExt as _, watcher};
@@ -22,14 +24,15 @@ use tracing::Instrument as _;
 
 use super::dispatch::Dispatcher;
 use super::kinds::{KindInfo, KindKey, Kinds, ObjectKey};
+use super::object::CachedObject;
 
 /// Where a reconcile finds an object.
 pub(crate) enum Lookup {
     /// The kind is watched in the object's namespace: the cached object, if it exists. No
     /// request is made.
-    Cached(Option<Arc<DynamicObject>>),
+    Cached(Option<Arc<CachedObject>>),
     /// The kind is not watched there: read the object with this API.
-    Uncached(Box<Api<DynamicObject>>),
+    Uncached(Box<Api<CachedObject>>),
 }
 
 /// The reflector stores of the watched kinds.
@@ -37,7 +40,7 @@ pub(crate) struct Cache {
     client: Client,
     kinds: Arc<Kinds>,
     namespace: Option<String>,
-    stores: HashMap<KindKey, Store<DynamicObject>>,
+    stores: HashMap<KindKey, Store<CachedObject>>,
 }
 
 impl Cache {
@@ -56,8 +59,10 @@ impl Cache {
             let store = writer.as_reader();
             let api = info.api(client, namespace.as_deref());
             let (watched, dispatcher, reader) = (info.clone(), dispatcher.clone(), store.clone());
+            let resource = info.api_resource.clone();
             let events = watcher(api, watcher::Config::default())
                 .default_backoff()
+                .modify(move |object| object.fill_type(&resource))
                 .reflect(writer);
             let task = async move {
                 events
@@ -101,7 +106,7 @@ impl Cache {
     }
 
     /// The store of a watched kind.
-    pub(crate) fn store(&self, kind: &KindKey) -> Option<&Store<DynamicObject>> {
+    pub(crate) fn store(&self, kind: &KindKey) -> Option<&Store<CachedObject>> {
         self.stores.get(kind)
     }
 

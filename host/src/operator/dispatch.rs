@@ -4,7 +4,9 @@
 //! reconcile of:
 //! - the object itself, when its kind is a trigger (a deleted trigger is forgotten instead);
 //! - every trigger whose last reconcile read it, found or missing ([`TriggerIndex`]);
-//! - the trigger-kind owners named in its `ownerReferences`.
+//! - the trigger-kind owners named in its `ownerReferences`;
+//!
+//! except the trigger whose reconcile wrote this very version (its echo, see [`TriggerIndex`]).
 //!
 //! Requests go to the controllers of the current leadership term, one channel per trigger
 //! kind (the controller's scheduler merges duplicates). Between terms (a standby, or a leader
@@ -21,16 +23,16 @@ use std::sync::{Arc, Mutex, PoisonError};
 
 use futures::channel::mpsc::UnboundedSender;
 use kube::ResourceExt as _;
-use kube::api::DynamicObject;
 use kube::runtime::reflector::{ObjectRef as StoreRef, Store};
 use kube::runtime::watcher::Event;
 
 use super::cache::Cache;
 use super::index::TriggerIndex;
 use super::kinds::{KindInfo, KindKey, Kinds, ObjectKey};
+use super::object::CachedObject;
 
 /// The request channels of one leadership term, by trigger kind.
-pub(crate) type TermSenders = HashMap<KindKey, UnboundedSender<StoreRef<DynamicObject>>>;
+pub(crate) type TermSenders = HashMap<KindKey, UnboundedSender<StoreRef<CachedObject>>>;
 
 /// Routes changes to reconcile requests. See the module docs.
 pub(crate) struct Dispatcher {
@@ -49,9 +51,9 @@ struct State {
 /// A re-list in progress.
 struct Relist {
     /// The store's objects before it, by key; those listed again are removed.
-    before: HashMap<ObjectKey, Arc<DynamicObject>>,
+    before: HashMap<ObjectKey, Arc<CachedObject>>,
     /// The objects listed with a new version (or new), dispatched at `InitDone`.
-    changed: Vec<DynamicObject>,
+    changed: Vec<CachedObject>,
 }
 
 impl Dispatcher {
@@ -68,8 +70,8 @@ impl Dispatcher {
     pub(crate) fn on_event(
         &self,
         kind: &KindInfo,
-        event: &Event<DynamicObject>,
-        store: &Store<DynamicObject>,
+        event: &Event<CachedObject>,
+        store: &Store<CachedObject>,
     ) {
         match event {
             Event::Apply(object) => self.changed(kind, object, false),
@@ -78,7 +80,7 @@ impl Dispatcher {
                 let before = store
                     .state()
                     .into_iter()
-                    .map(|object| (kind.object_key(&object), object))
+                    .map(|object| (kind.object_key(&*object), object))
                     .collect();
                 let relist = Relist {
                     before,
@@ -124,7 +126,7 @@ impl Dispatcher {
     fn begin_term_with<'a>(
         &self,
         senders: TermSenders,
-        store_of: impl Fn(&KindKey) -> Option<&'a Store<DynamicObject>>,
+        store_of: impl Fn(&KindKey) -> Option<&'a Store<CachedObject>>,
     ) {
         let mut state = lock(&self.state);
         for info in self.kinds.triggers() {
@@ -145,10 +147,10 @@ impl Dispatcher {
         lock(&self.state).term = None;
     }
 
-    fn changed(&self, kind: &KindInfo, object: &DynamicObject, deleted: bool) {
+    fn changed(&self, kind: &KindInfo, object: &CachedObject, deleted: bool) {
         let key = kind.object_key(object);
         let mut targets = Vec::new();
-        {
+        let writer = {
             let mut index = lock(&self.index);
             if kind.trigger {
                 if deleted {
@@ -158,7 +160,9 @@ impl Dispatcher {
                 }
             }
             targets.extend(index.readers_of(&key).cloned());
-        }
+            let version = object.resource_version().filter(|_| !deleted);
+            index.echo(&key, version.as_deref())
+        };
         for owner in object.owner_references() {
             let owner_kind = KindKey::new(capt_policy::group_of(&owner.api_version), &owner.kind);
             if let Some(info) = self.kinds.get(&owner_kind).filter(|k| k.trigger) {
@@ -172,6 +176,10 @@ impl Dispatcher {
                     name: owner.name.clone(),
                 });
             }
+        }
+        if let Some(writer) = writer {
+            tracing::trace!(changed = %key, trigger = %writer, "the echo of the trigger's own write");
+            targets.retain(|target| *target != writer);
         }
         let state = lock(&self.state);
         let Some(senders) = &state.term else {
@@ -222,7 +230,7 @@ mod tests {
         }
     }
 
-    fn object(kind: &str, name: &str, version: &str, owner: Option<&str>) -> DynamicObject {
+    fn object(kind: &str, name: &str, version: &str, owner: Option<&str>) -> CachedObject {
         let owners: Vec<_> = owner
             .map(
                 |o| json!({"apiVersion": "example.com/v1", "kind": "Thing", "name": o, "uid": "u"}),
@@ -252,8 +260,8 @@ mod tests {
         index: Arc<Mutex<TriggerIndex>>,
         thing: KindInfo,
         dep: KindInfo,
-        writer: Writer<DynamicObject>,
-        requests: UnboundedReceiver<StoreRef<DynamicObject>>,
+        writer: Writer<CachedObject>,
+        requests: UnboundedReceiver<StoreRef<CachedObject>>,
     }
 
     impl Fixture {
@@ -277,7 +285,7 @@ mod tests {
         }
 
         /// Applies `event` of a `Dep` to the store, then dispatches it.
-        fn dep_event(&mut self, event: Event<DynamicObject>) {
+        fn dep_event(&mut self, event: Event<CachedObject>) {
             self.writer.apply_watcher_event(&event);
             let store = self.writer.as_reader();
             self.dispatcher.on_event(&self.dep, &event, &store);
@@ -364,6 +372,38 @@ mod tests {
         );
         fixture.dep_event(Event::InitDone);
         assert_eq!(fixture.requested(), names(&["t2", "t3"]));
+    }
+
+    #[test]
+    fn the_echo_of_a_write_skips_only_its_writer() {
+        let mut fixture = Fixture::new();
+        {
+            let mut index = fixture.index.lock().unwrap();
+            index.record_reads(&key("Thing", "t1"), [key("Dep", "d1")].into());
+            index.record_reads(&key("Thing", "t2"), [key("Dep", "d1")].into());
+            index.record_write(key("Dep", "d1"), "2".into(), key("Thing", "t1"));
+        }
+        fixture.dep_event(Event::Apply(object("Dep", "d1", "2", None)));
+        assert_eq!(fixture.requested(), names(&["t2"]), "t1 wrote version 2");
+        fixture.dep_event(Event::Apply(object("Dep", "d1", "3", None)));
+        assert_eq!(
+            fixture.requested(),
+            names(&["t1", "t2"]),
+            "somebody else's change"
+        );
+
+        let thing = fixture.thing.clone();
+        let store = Writer::new(thing.api_resource.clone()).as_reader();
+        fixture.index.lock().unwrap().record_write(
+            key("Thing", "t1"),
+            "4".into(),
+            key("Thing", "t1"),
+        );
+        let t1 = object("Thing", "t1", "4", None);
+        fixture
+            .dispatcher
+            .on_event(&thing, &Event::Apply(t1), &store);
+        assert_eq!(fixture.requested(), names(&[]), "its own status write");
     }
 
     #[test]

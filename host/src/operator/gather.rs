@@ -9,12 +9,12 @@
 
 use std::cell::RefCell;
 use std::collections::{HashMap, HashSet};
+use std::sync::Arc;
 use std::time::Instant;
 
 use capt_policy::{Metadata, ObjectRef, Request, Response};
 use prometheus_client::metrics::histogram::{Histogram, exponential_buckets};
 use prometheus_client::registry::Registry;
-use serde_json::Value;
 use tokio::runtime::Handle;
 
 use super::cache::{Cache, Lookup};
@@ -28,8 +28,8 @@ pub(crate) struct Reads {
     /// Every object asked for, found or missing, with whether its kind is watched (only
     /// watched objects can trigger reconciles when they change).
     pub(crate) keys: HashMap<ObjectKey, bool>,
-    /// The manifest handed to the policy, for each object found.
-    pub(crate) observed: HashMap<ObjectKey, Value>,
+    /// The manifest handed to the policy (JSON text), for each object found.
+    pub(crate) observed: HashMap<ObjectKey, Arc<str>>,
 }
 
 impl Reads {
@@ -80,14 +80,18 @@ impl ObjectSource for Gatherer<'_> {
             return Err(UndeclaredKind(reference.clone()).into());
         };
         let (manifest, watched) = match lookup {
-            Lookup::Cached(object) => (object.map(|o| info.manifest(&o)), true),
+            Lookup::Cached(object) => (object.map(|o| o.manifest().clone()), true),
             Lookup::Uncached(api) => {
                 let object = self.runtime.block_on(api.get_opt(&key.name))?;
-                (object.map(|o| info.manifest(&o)), false)
+                let manifest = object.map(|mut o| {
+                    o.fill_type(&info.api_resource);
+                    o.manifest().clone()
+                });
+                (manifest, false)
             }
         };
         let mut reads = self.reads.borrow_mut();
-        let text = manifest.as_ref().map(Value::to_string);
+        let text = manifest.as_deref().map(str::to_owned);
         if let Some(manifest) = manifest {
             reads.observed.insert(key.clone(), manifest);
         }

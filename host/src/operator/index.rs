@@ -7,13 +7,20 @@
 //! it (so that a failure repeating itself is recorded once). A reverse map answers "which
 //! triggers read this object?" when the object changes.
 //!
+//! For each object the operator wrote: the version its last write produced and the trigger
+//! whose reconcile wrote it, until the watch event of that version arrives. That event is the
+//! write's *echo*: it must not re-run the writer, which computed that very version (a policy
+//! settles its trigger with one response; see `reconcile` in `wit/policy.wit`), while every
+//! other reader of the object still runs.
+//!
 //! Bound: each reconcile *replaces* its trigger's read set, and a trigger's entry is removed
 //! when the trigger is deleted. So the index holds, at any time, at most one entry per live
 //! trigger, each with the objects of that trigger's last reconcile (at most what the policy
 //! asked for in [`crate::rounds::MAX_ROUNDS`] rounds), and a reverse edge per such pair. It does
 //! not grow with time, with the number of reconciles, or with objects that are created and
 //! deleted: a deleted object stays only until the reconciles it re-triggers replace the sets
-//! that mention it.
+//! that mention it. Echoes awaited: at most one per object, removed when it arrives or the
+//! object is deleted.
 
 use std::collections::{HashMap, HashSet};
 
@@ -38,6 +45,8 @@ pub struct TriggerIndex {
     /// The number of (object, reader) pairs in `readers`, kept as they change: every reconcile
     /// reports it, and counting it there would cost a walk over the whole index.
     edges: usize,
+    /// Written objects whose echo has not arrived: the version written, and the writer.
+    echoes: HashMap<ObjectKey, (String, ObjectKey)>,
 }
 
 impl TriggerIndex {
@@ -109,6 +118,28 @@ impl TriggerIndex {
         }
         entry.warning = Some(warning);
         true
+    }
+
+    /// Records that `writer`'s reconcile wrote `object`, producing `version` (replacing the
+    /// echo awaited from an earlier write: that one, if it comes, just re-runs its writer).
+    pub fn record_write(&mut self, object: ObjectKey, version: String, writer: ObjectKey) {
+        self.echoes.insert(object, (version, writer));
+    }
+
+    /// The writer of `object` at `version`, when this change is the echo of its write: it need
+    /// not run again for it. `None` (a change to react to) for any other change; a deletion
+    /// (`version` `None`) also forgets the echo awaited.
+    pub fn echo(&mut self, object: &ObjectKey, version: Option<&str>) -> Option<ObjectKey> {
+        match self.echoes.get(object) {
+            Some((written, _)) if Some(written.as_str()) == version => {
+                self.echoes.remove(object).map(|(_, writer)| writer)
+            }
+            Some(_) if version.is_none() => {
+                self.echoes.remove(object);
+                None
+            }
+            _ => None,
+        }
     }
 
     /// How many triggers and dependency edges the index holds.
@@ -192,6 +223,34 @@ mod tests {
         index.forget(&key("t"));
         assert_eq!(index.size(), (0, 0));
         assert_eq!(index.failures(&key("t")), 0);
+    }
+
+    #[test]
+    fn only_the_version_a_write_produced_is_its_echo() {
+        let mut index = TriggerIndex::default();
+        index.record_write(key("a"), "5".into(), key("t1"));
+        assert_eq!(index.echo(&key("a"), Some("4")), None, "an earlier change");
+        assert_eq!(index.echo(&key("b"), Some("5")), None, "another object");
+        assert_eq!(index.echo(&key("a"), Some("5")), Some(key("t1")));
+        assert_eq!(
+            index.echo(&key("a"), Some("5")),
+            None,
+            "an echo is taken once"
+        );
+
+        index.record_write(key("a"), "6".into(), key("t1"));
+        index.record_write(key("a"), "7".into(), key("t2"));
+        assert_eq!(
+            index.echo(&key("a"), Some("6")),
+            None,
+            "replaced by the later write"
+        );
+        assert_eq!(index.echo(&key("a"), None), None, "a deletion");
+        assert_eq!(
+            index.echo(&key("a"), Some("7")),
+            None,
+            "forgotten with the object"
+        );
     }
 
     #[test]

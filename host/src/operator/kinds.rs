@@ -7,11 +7,12 @@ use std::fmt;
 use std::sync::Arc;
 
 use capt_policy::{KindRef, Metadata, ObjectRef, group_of};
-use kube::api::{Api, ApiResource, DynamicObject, GroupVersionKind};
+use kube::api::{Api, ApiResource, GroupVersionKind};
 use kube::discovery::{self, Scope};
 use kube::runtime::reflector::ObjectRef as StoreRef;
-use kube::{Client, ResourceExt as _};
-use serde_json::Value;
+use kube::{Client, Resource, ResourceExt as _};
+
+use super::object::CachedObject;
 
 /// A kind, without its version: versions of one API group name the same objects.
 #[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]
@@ -96,7 +97,7 @@ impl KindInfo {
     }
 
     /// The key of `object`, an object of this kind.
-    pub fn object_key(&self, object: &DynamicObject) -> ObjectKey {
+    pub fn object_key(&self, object: &impl Resource) -> ObjectKey {
         ObjectKey {
             kind: self.key(),
             namespace: if self.namespaced {
@@ -109,7 +110,7 @@ impl KindInfo {
     }
 
     /// The contract reference of `object`, an object of this kind.
-    pub fn object_ref(&self, object: &DynamicObject) -> ObjectRef {
+    pub fn object_ref(&self, object: &impl Resource) -> ObjectRef {
         let key = self.object_key(object);
         ObjectRef {
             api_version: self.api_resource.api_version.clone(),
@@ -120,7 +121,7 @@ impl KindInfo {
     }
 
     /// The reflector store key of `key`, an object of this kind.
-    pub fn store_ref(&self, key: &ObjectKey) -> StoreRef<DynamicObject> {
+    pub fn store_ref(&self, key: &ObjectKey) -> StoreRef<CachedObject> {
         let reference = StoreRef::new_with(&key.name, self.api_resource.clone());
         match &key.namespace {
             Some(namespace) if self.namespaced => reference.within(namespace),
@@ -130,28 +131,13 @@ impl KindInfo {
 
     /// The API for objects of this kind in `namespace` (all namespaces, or cluster-scoped
     /// objects, when `None`).
-    pub fn api(&self, client: &Client, namespace: Option<&str>) -> Api<DynamicObject> {
+    pub fn api(&self, client: &Client, namespace: Option<&str>) -> Api<CachedObject> {
         match namespace {
             Some(namespace) if self.namespaced => {
                 Api::namespaced_with(client.clone(), namespace, &self.api_resource)
             }
             _ => Api::all_with(client.clone(), &self.api_resource),
         }
-    }
-
-    /// `object` as the complete JSON manifest the policy receives, with `apiVersion` and
-    /// `kind` filled in when the API server left them out (list items may lack them).
-    pub fn manifest(&self, object: &DynamicObject) -> Value {
-        let mut manifest = serde_json::to_value(object).unwrap_or(Value::Null);
-        if let Value::Object(fields) = &mut manifest {
-            fields
-                .entry("apiVersion")
-                .or_insert_with(|| self.api_resource.api_version.clone().into());
-            fields
-                .entry("kind")
-                .or_insert_with(|| self.api_resource.kind.clone().into());
-        }
-        manifest
     }
 }
 

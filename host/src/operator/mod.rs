@@ -20,12 +20,13 @@
 //!            events  ◀── events (Recorder)
 //! ```
 //!
-//! One module per job: [`config`](OperatorConfig), `kinds` (discovery), `cache`, `dispatch`,
-//! `index` (per-trigger state, bounded), `gather` (the rounds' object source), `reconcile`,
-//! `apply`, `events`, `leader` (the Lease and the write gate), `metrics`, `http` (probes,
-//! `/metrics` and `/policy`), `slot` (the swappable policy handle, swapped by
-//! [`crate::swap`] through [`Operator::start_swapping`]), `error`. This module wires them and
-//! runs leadership terms until shutdown.
+//! One module per job: [`config`](OperatorConfig), `kinds` (discovery), `object` (objects as
+//! the operator holds them: [`CachedObject`]), `cache`, `dispatch`, `index` (per-trigger
+//! state, bounded), `gather` (the rounds' object source), `reconcile`, `apply`, `events`,
+//! `leader` (the Lease and the write gate), `metrics`, `http` (probes, `/metrics` and
+//! `/policy`), `slot` (the swappable policy handle, swapped by [`crate::swap`] through
+//! [`Operator::start_swapping`]), `error`. This module wires them and runs leadership terms
+//! until shutdown.
 //!
 //! Lifecycle: [`Operator::start`] binds the HTTP address and starts the operator task, which
 //! discovers the kinds (retrying while a CRD is missing), starts the watchers (ready once
@@ -46,6 +47,7 @@ mod index;
 mod kinds;
 mod leader;
 mod metrics;
+mod object;
 mod reconcile;
 mod slot;
 
@@ -56,7 +58,6 @@ use std::time::Duration;
 
 use futures::{FutureExt as _, StreamExt as _, stream};
 use kube::Client;
-use kube::api::DynamicObject;
 use kube::runtime::controller::{self, Controller};
 use kube::runtime::watcher;
 use tokio::net::TcpListener;
@@ -78,6 +79,7 @@ use crate::swap::{self, ModuleReport, PolicyReport, PolicyStatus, Swapper};
 pub use self::config::{LeaderElection, OperatorConfig, RetryPolicy};
 pub use self::error::{OperatorError, ReconcileError};
 pub use self::kinds::{DiscoveryError, KindInfo, KindKey, Kinds, ObjectKey};
+pub use self::object::CachedObject;
 pub use self::reconcile::Reconciled;
 pub use self::slot::{ActivePolicy, PolicySlot};
 
@@ -428,7 +430,7 @@ async fn run_term(
         stops.push(stop);
         let (reconciled, failed) = (info.clone(), info.clone());
         let controller = Controller::for_stream_with(
-            stream::pending::<Result<DynamicObject, watcher::Error>>(),
+            stream::pending::<Result<CachedObject, watcher::Error>>(),
             store.clone(),
             info.api_resource.clone(),
         )

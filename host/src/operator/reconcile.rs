@@ -19,7 +19,6 @@ use std::time::{Duration, Instant};
 
 use capt_policy::ObjectRef;
 use kube::Client;
-use kube::api::DynamicObject;
 use kube::runtime::controller::Action;
 use prometheus_client::encoding::EncodeLabelSet;
 use prometheus_client::metrics::counter::Counter;
@@ -41,6 +40,7 @@ use super::index::TriggerIndex;
 use super::kinds::{KindInfo, ObjectKey};
 use super::leader::LeaderGate;
 use super::metrics::Metrics;
+use super::object::CachedObject;
 use super::slot::{ActivePolicy, PolicySlot};
 use crate::error_chain;
 use crate::rounds::{self, RoundError};
@@ -74,10 +74,10 @@ pub(crate) struct Context {
 /// Reconciles `object`, of kind `info`. The controller's reconciler.
 pub(crate) async fn reconcile(
     info: Arc<KindInfo>,
-    object: Arc<DynamicObject>,
+    object: Arc<CachedObject>,
     ctx: Arc<Context>,
 ) -> Result<Action, ReconcileError> {
-    let trigger = info.object_ref(&object);
+    let trigger = info.object_ref(&*object);
     let policy = ctx.policy.current();
     let span = tracing::info_span!(
         "reconcile",
@@ -120,14 +120,14 @@ pub(crate) async fn reconcile(
 /// The controller's error policy: requeue after the trigger's backoff.
 pub(crate) fn error_policy(
     info: &KindInfo,
-    object: Arc<DynamicObject>,
+    object: Arc<CachedObject>,
     error: &ReconcileError,
     ctx: Arc<Context>,
 ) -> Action {
     if matches!(error, ReconcileError::NotLeader) {
         return Action::await_change();
     }
-    let key = info.object_key(&object);
+    let key = info.object_key(&*object);
     let failures = lock(&ctx.index).failures(&key).max(1);
     Action::requeue(ctx.retry.delay(failures, error.is_transient()))
 }
@@ -152,7 +152,7 @@ async fn run(
         Err(RoundError::TriggerMissing(_)) => return Ok((Action::await_change(), 0)),
         Err(error) => return Err(ReconcileError::Rounds(error)),
     };
-    let applied = apply::apply(ctx, &response.patches, &reads.observed).await;
+    let applied = apply::apply(ctx, key, &response.patches, &reads.observed).await;
     for event in &response.events {
         let regarding = ObjectKey::of(&event.regarding);
         if applied.unapplied.contains(&regarding) {

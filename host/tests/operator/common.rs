@@ -187,10 +187,18 @@ impl Reconciles {
     /// Waits until every trigger of `expected` (`Kind/name`) was reconciled, then until no
     /// reconcile finished for `quiet`; returns every trigger reconciled since the last call.
     pub async fn settle(&mut self, expected: &[&str], quiet: Duration) -> BTreeSet<String> {
-        let mut seen = BTreeSet::new();
+        let records = self.settle_records(expected, quiet).await;
+        records.iter().map(name).collect()
+    }
+
+    /// [`Reconciles::settle`], returning every reconcile report, in order.
+    pub async fn settle_records(&mut self, expected: &[&str], quiet: Duration) -> Vec<Reconciled> {
+        let mut records = Vec::new();
         within(&format!("reconciles of {expected:?}"), async {
             loop {
-                let waiting = expected.iter().any(|e| !seen.contains(*e));
+                let waiting = expected
+                    .iter()
+                    .any(|e| !records.iter().any(|r| name(r) == *e));
                 let next = if waiting {
                     Ok(self.0.recv().await)
                 } else {
@@ -198,16 +206,19 @@ impl Reconciles {
                 };
                 match next {
                     Err(_) | Ok(Err(broadcast::error::RecvError::Closed)) => return,
-                    Ok(Ok(done)) => {
-                        seen.insert(format!("{}/{}", done.trigger.kind, done.trigger.name));
-                    }
+                    Ok(Ok(done)) => records.push(done),
                     Ok(Err(broadcast::error::RecvError::Lagged(_))) => {}
                 }
             }
         })
         .await;
-        seen
+        records
     }
+}
+
+/// `Kind/name` of a reconciled trigger.
+pub fn name(reconciled: &Reconciled) -> String {
+    format!("{}/{}", reconciled.trigger.kind, reconciled.trigger.name)
 }
 
 /// Logs to the test output (RUST_LOG), once.

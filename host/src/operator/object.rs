@@ -1,0 +1,206 @@
+//! [`CachedObject`]: an object as the operator holds it, in its caches and from its reads and
+//! writes: the manifest as JSON text, and a copy of the few metadata fields the operator
+//! itself uses.
+//!
+//! The text is what the policy receives, so a reconcile hands cached objects over without
+//! converting them. It is also about a ninth of the memory of a `DynamicObject`, whose
+//! `serde_json::Value` tree costs ~8.9 KB of heap for an object of ~1 KB of JSON (BENCHMARKS.md,
+//! "Operator at scale"): the caches hold every watched object, so this decides the operator's
+//! memory.
+
+use std::borrow::Cow;
+use std::sync::Arc;
+
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::{ObjectMeta, OwnerReference};
+use kube::api::ApiResource;
+use kube::core::{DynamicResourceScope, Resource};
+use serde::{Deserialize, Deserializer};
+use serde_json::Value;
+
+/// One object: its manifest as JSON text and the metadata the operator reads.
+///
+/// [`Resource::meta`] holds only `name`, `namespace`, `uid`, `resourceVersion` and
+/// `ownerReferences` (kube's reflector, watcher and controller need no more); every other
+/// field, metadata included, is in the [`manifest`](CachedObject::manifest) text only.
+#[derive(Debug, Clone)]
+pub struct CachedObject {
+    metadata: ObjectMeta,
+    manifest: Arc<str>,
+    /// True when the manifest has both `apiVersion` and `kind` (list items may lack them).
+    typed: bool,
+}
+
+/// The metadata fields [`CachedObject`] keeps; the others are skipped while reading.
+#[derive(Deserialize)]
+#[serde(rename_all = "camelCase")]
+struct Identity {
+    name: Option<String>,
+    namespace: Option<String>,
+    uid: Option<String>,
+    resource_version: Option<String>,
+    owner_references: Option<Vec<OwnerReference>>,
+}
+
+impl CachedObject {
+    /// The object `manifest` (a JSON object with `metadata`).
+    pub fn from_value(manifest: &Value) -> Result<Self, serde_json::Error> {
+        let Value::Object(fields) = manifest else {
+            return Err(serde::de::Error::custom(
+                "an object's manifest is a JSON object",
+            ));
+        };
+        let identity = match fields.get("metadata") {
+            Some(metadata) => Identity::deserialize(metadata)?,
+            None => return Err(serde::de::Error::missing_field("metadata")),
+        };
+        Ok(Self {
+            metadata: ObjectMeta {
+                name: identity.name,
+                namespace: identity.namespace,
+                uid: identity.uid,
+                resource_version: identity.resource_version,
+                owner_references: identity.owner_references,
+                ..ObjectMeta::default()
+            },
+            manifest: serde_json::to_string(manifest)?.into(),
+            typed: fields.contains_key("apiVersion") && fields.contains_key("kind"),
+        })
+    }
+
+    /// The complete manifest, as JSON text.
+    pub fn manifest(&self) -> &Arc<str> {
+        &self.manifest
+    }
+
+    /// Fills in `apiVersion` and `kind` from `resource` when the manifest lacks them, as items
+    /// of a list may (the policy is promised complete manifests).
+    pub fn fill_type(&mut self, resource: &ApiResource) {
+        if self.typed {
+            return;
+        }
+        let Ok(Value::Object(mut fields)) = serde_json::from_str::<Value>(&self.manifest) else {
+            return;
+        };
+        fields
+            .entry("apiVersion")
+            .or_insert_with(|| resource.api_version.clone().into());
+        fields
+            .entry("kind")
+            .or_insert_with(|| resource.kind.clone().into());
+        self.manifest = Value::Object(fields).to_string().into();
+        self.typed = true;
+    }
+}
+
+impl<'de> Deserialize<'de> for CachedObject {
+    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        // Through a `Value`: the object may come buffered (inside a watch event), where a
+        // borrowed raw value is not available. The tree is dropped right after.
+        let manifest = Value::deserialize(deserializer)?;
+        Self::from_value(&manifest).map_err(serde::de::Error::custom)
+    }
+}
+
+impl Resource for CachedObject {
+    type DynamicType = ApiResource;
+    type Scope = DynamicResourceScope;
+
+    fn kind(resource: &ApiResource) -> Cow<'_, str> {
+        Cow::Borrowed(&resource.kind)
+    }
+
+    fn group(resource: &ApiResource) -> Cow<'_, str> {
+        Cow::Borrowed(&resource.group)
+    }
+
+    fn version(resource: &ApiResource) -> Cow<'_, str> {
+        Cow::Borrowed(&resource.version)
+    }
+
+    fn api_version(resource: &ApiResource) -> Cow<'_, str> {
+        Cow::Borrowed(&resource.api_version)
+    }
+
+    fn plural(resource: &ApiResource) -> Cow<'_, str> {
+        Cow::Borrowed(&resource.plural)
+    }
+
+    fn meta(&self) -> &ObjectMeta {
+        &self.metadata
+    }
+
+    fn meta_mut(&mut self) -> &mut ObjectMeta {
+        &mut self.metadata
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use kube::ResourceExt as _;
+    use serde_json::json;
+
+    use super::*;
+
+    fn secrets() -> ApiResource {
+        ApiResource {
+            group: String::new(),
+            version: "v1".into(),
+            api_version: "v1".into(),
+            kind: "Secret".into(),
+            plural: "secrets".into(),
+        }
+    }
+
+    #[test]
+    fn keeps_the_whole_manifest_as_text_and_the_identity_as_metadata() {
+        let manifest = json!({
+            "apiVersion": "v1", "kind": "Secret",
+            "metadata": {
+                "name": "s", "namespace": "ns", "uid": "u", "resourceVersion": "7",
+                "labels": {"a": "b"},
+                "ownerReferences": [{"apiVersion": "v1", "kind": "X", "name": "o", "uid": "ou"}],
+            },
+            "data": {"k": "dg=="},
+        });
+        let object: CachedObject = serde_json::from_value(manifest.clone()).unwrap();
+        assert_eq!(
+            serde_json::from_str::<Value>(object.manifest()).unwrap(),
+            manifest
+        );
+        assert_eq!(
+            (object.name_any(), object.namespace(), object.uid()),
+            ("s".into(), Some("ns".into()), Some("u".into()))
+        );
+        assert_eq!(object.resource_version().as_deref(), Some("7"));
+        assert_eq!(object.owner_references()[0].name, "o");
+        assert!(object.labels().is_empty(), "only the identity is copied");
+    }
+
+    #[test]
+    fn fills_in_the_type_only_when_it_is_missing() {
+        let mut item: CachedObject =
+            serde_json::from_value(json!({"metadata": {"name": "s"}, "data": {}})).unwrap();
+        item.fill_type(&secrets());
+        let filled: Value = serde_json::from_str(item.manifest()).unwrap();
+        assert_eq!(
+            (&filled["apiVersion"], &filled["kind"]),
+            (&json!("v1"), &json!("Secret"))
+        );
+
+        let text = r#"{"apiVersion":"v2","kind":"Other","metadata":{"name":"s"}}"#;
+        let mut typed: CachedObject = serde_json::from_str(text).unwrap();
+        typed.fill_type(&secrets());
+        assert_eq!(
+            &**typed.manifest(),
+            text,
+            "a typed manifest is left as it is"
+        );
+    }
+
+    #[test]
+    fn a_manifest_without_metadata_or_not_an_object_is_an_error() {
+        assert!(serde_json::from_value::<CachedObject>(json!({"kind": "X"})).is_err());
+        assert!(serde_json::from_value::<CachedObject>(json!(["x"])).is_err());
+        assert!(serde_json::from_value::<CachedObject>(json!({"metadata": {"name": 3}})).is_err());
+    }
+}
