@@ -1,9 +1,10 @@
 //! The requirement round protocol (`reconciler.reconcile` in `policy.wit`), over any
 //! [`ObjectSource`].
 //!
-//! The first round sends the trigger alone. While a response lists `requirements`, the host
-//! fetches each one, adds the ones that exist to `objects` and the others to `missing`, and
-//! calls again, at most [`MAX_ROUNDS`] times. Only the final response is returned.
+//! The first round sends the trigger alone, or with the objects the host already knows are
+//! needed ([`reconcile_knowing`]). While a response lists `requirements`, the host fetches each
+//! one, adds the ones that exist to `objects` and the others to `missing`, and calls again, at
+//! most [`MAX_ROUNDS`] times. Only the final response is returned.
 
 use capt_policy::{ObjectRef, ObservedObject, Request, Response};
 use serde_json::Value;
@@ -81,6 +82,23 @@ pub fn reconcile(
     now_epoch_millis: i64,
     settings: &str,
 ) -> Result<Response, RoundError> {
+    reconcile_knowing(policy, source, trigger, &[], now_epoch_millis, settings)
+}
+
+/// [`reconcile`], with the objects of `known` fetched for the first round already (the
+/// contract's "anything it already knows is needed"): an operator passes what the trigger's
+/// previous reconcile read, so that a reconcile whose needs did not change takes one call.
+/// Objects the policy does not need are only extra work; it ignores them. Known objects that
+/// do not exist are left out rather than listed as missing (the policy asks for them again if
+/// it still needs them), so an object a trigger stopped needing is dropped once it is gone.
+pub fn reconcile_knowing(
+    policy: &dyn Policy,
+    source: &dyn ObjectSource,
+    trigger: &ObjectRef,
+    known: &[ObjectRef],
+    now_epoch_millis: i64,
+    settings: &str,
+) -> Result<Response, RoundError> {
     // Policy log records are attached to the reconcile they belong to.
     let _span = tracing::info_span!("reconcile", trigger = %trigger, now_epoch_millis).entered();
     let fetch = |reference: &ObjectRef| {
@@ -100,6 +118,28 @@ pub fn reconcile(
         missing: vec![],
         settings: settings.to_owned(),
     };
+    let add = |request: &mut Request, reference: ObjectRef, required: bool| {
+        let present = request
+            .objects
+            .iter()
+            .map(|o| &o.reference)
+            .chain(&request.missing)
+            .any(|r| r.same_object(&reference));
+        if !present {
+            match fetch(&reference)? {
+                Some(manifest) => request.objects.push(ObservedObject {
+                    reference,
+                    manifest,
+                }),
+                None if required => request.missing.push(reference),
+                None => {}
+            }
+        }
+        Ok(())
+    };
+    for reference in known {
+        add(&mut request, reference.clone(), false)?;
+    }
     let mut round = 0;
     loop {
         round += 1;
@@ -115,22 +155,7 @@ pub fn reconcile(
             });
         }
         for reference in response.requirements {
-            let known = request
-                .objects
-                .iter()
-                .map(|o| &o.reference)
-                .chain(&request.missing)
-                .any(|r| r.same_object(&reference));
-            if known {
-                continue;
-            }
-            match fetch(&reference)? {
-                Some(manifest) => request.objects.push(ObservedObject {
-                    reference,
-                    manifest,
-                }),
-                None => request.missing.push(reference),
-            }
+            add(&mut request, reference, true)?;
         }
     }
 }
@@ -258,6 +283,39 @@ mod tests {
         assert_eq!(names, ["a", "c"]);
         assert_eq!(last.missing, [object("b")]);
         assert_eq!(last.now_epoch_millis, 7);
+    }
+
+    #[test]
+    fn known_objects_are_in_the_first_round_and_save_the_rounds_they_answer() {
+        let policy = ChainPolicy::new(vec![object("a"), object("b"), object("c")]);
+        let known = [object("b"), object("c"), object("a"), object("x")];
+        let response = reconcile_knowing(
+            &policy,
+            &source(&["a", "c", "x"]),
+            &object("a"),
+            &known,
+            7,
+            "{}",
+        )
+        .unwrap();
+        assert!(response.requirements.is_empty());
+        let requests = policy.requests.borrow();
+        assert_eq!(requests.len(), 2, "everything known, then b");
+        let names: Vec<_> = requests[0]
+            .objects
+            .iter()
+            .map(|o| o.reference.name.as_str())
+            .collect();
+        assert_eq!(
+            names,
+            ["a", "c", "x"],
+            "the trigger once, then the known objects"
+        );
+        assert!(
+            requests[0].missing.is_empty(),
+            "a known object that is gone is left out"
+        );
+        assert_eq!(requests[1].missing, [object("b")], "until it is required");
     }
 
     #[test]

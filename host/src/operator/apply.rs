@@ -11,8 +11,9 @@
 //!    goes into `metadata.resourceVersion` of the body, where the API server checks it.
 //! 3. The leader gate is checked, and the patch is sent to the status subresource or the
 //!    object (a status patch of a kind without the subresource goes to the object).
-//! 4. The version it produced is recorded in the [`TriggerIndex`](super::index::TriggerIndex)
-//!    as the trigger's own write, whose watch event (its echo) does not re-run the trigger.
+//! 4. While the request is in flight, the [`Dispatcher`](super::dispatch::Dispatcher) holds
+//!    the object's changes; the version it produced is the trigger's own write, whose watch
+//!    event (its echo) does not reconcile the trigger again.
 //!
 //! The first failure stops the response: a 409 Conflict is [`ReconcileError::Conflict`] (the
 //! trigger is reconciled again from fresh data, never overwritten blindly); anything else is
@@ -30,7 +31,6 @@ use prometheus_client::metrics::family::Family;
 use prometheus_client::registry::Registry;
 use serde_json::{Map, Value};
 
-use super::dispatch::lock;
 use super::error::ReconcileError;
 use super::kinds::ObjectKey;
 use super::reconcile::Context;
@@ -139,6 +139,7 @@ async fn apply_one(
         field_manager: Some(ctx.field_manager.clone()),
         ..PatchParams::default()
     };
+    let write = ctx.dispatcher.writing(key.clone(), trigger.clone());
     let result = if to_status {
         api.patch_status(&key.name, &params, &KubePatch::Merge(&body))
             .await
@@ -161,9 +162,7 @@ async fn apply_one(
                 resource_version = written.resource_version().as_deref().unwrap_or(""),
                 "patched"
             );
-            if let Some(version) = written.resource_version() {
-                lock(&ctx.index).record_write(key.clone(), version, trigger.clone());
-            }
+            write.finish(written.resource_version());
             known.insert(
                 key,
                 Known {

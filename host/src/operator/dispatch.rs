@@ -6,7 +6,8 @@
 //! - every trigger whose last reconcile read it, found or missing ([`TriggerIndex`]);
 //! - the trigger-kind owners named in its `ownerReferences`;
 //!
-//! except the trigger whose reconcile wrote this very version (its echo, see [`TriggerIndex`]).
+//! except the trigger whose reconcile wrote this very version (its echo, see [`OwnWrites`]):
+//! the apply step brackets every write with [`Dispatcher::writing`].
 //!
 //! Requests go to the controllers of the current leadership term, one channel per trigger
 //! kind (the controller's scheduler merges duplicates). Between terms (a standby, or a leader
@@ -27,6 +28,7 @@ use kube::runtime::reflector::{ObjectRef as StoreRef, Store};
 use kube::runtime::watcher::Event;
 
 use super::cache::Cache;
+use super::echo::{Change, OwnWrites};
 use super::index::TriggerIndex;
 use super::kinds::{KindInfo, KindKey, Kinds, ObjectKey};
 use super::object::CachedObject;
@@ -46,6 +48,8 @@ struct State {
     term: Option<TermSenders>,
     /// The kinds being re-listed.
     relists: HashMap<KindKey, Relist>,
+    /// The operator's writes in flight and their echoes.
+    own_writes: OwnWrites,
 }
 
 /// A re-list in progress.
@@ -150,7 +154,7 @@ impl Dispatcher {
     fn changed(&self, kind: &KindInfo, object: &CachedObject, deleted: bool) {
         let key = kind.object_key(object);
         let mut targets = Vec::new();
-        let writer = {
+        {
             let mut index = lock(&self.index);
             if kind.trigger {
                 if deleted {
@@ -160,9 +164,7 @@ impl Dispatcher {
                 }
             }
             targets.extend(index.readers_of(&key).cloned());
-            let version = object.resource_version().filter(|_| !deleted);
-            index.echo(&key, version.as_deref())
-        };
+        }
         for owner in object.owner_references() {
             let owner_kind = KindKey::new(capt_policy::group_of(&owner.api_version), &owner.kind);
             if let Some(info) = self.kinds.get(&owner_kind).filter(|k| k.trigger) {
@@ -177,11 +179,34 @@ impl Dispatcher {
                 });
             }
         }
-        if let Some(writer) = writer {
-            tracing::trace!(changed = %key, trigger = %writer, "the echo of the trigger's own write");
-            targets.retain(|target| *target != writer);
+        let version = object.resource_version().filter(|_| !deleted);
+        let mut state = lock(&self.state);
+        let targets = state.own_writes.route(&key, Change { version, targets });
+        self.request(&state, &key, targets);
+    }
+
+    /// Marks a write of `object` by `writer`'s reconcile as in flight until the returned guard
+    /// is finished (or dropped, as a failed write). Meanwhile the object's changes are held.
+    pub(crate) fn writing(self: &Arc<Self>, object: ObjectKey, writer: ObjectKey) -> OwnWrite {
+        lock(&self.state)
+            .own_writes
+            .start(object.clone(), writer.clone());
+        OwnWrite {
+            dispatcher: self.clone(),
+            object,
+            writer,
+            finished: false,
         }
-        let state = lock(&self.state);
+    }
+
+    fn finish_write(&self, object: &ObjectKey, writer: &ObjectKey, version: Option<String>) {
+        let mut state = lock(&self.state);
+        let targets = state.own_writes.finish(object, writer, version);
+        self.request(&state, object, targets);
+    }
+
+    /// Requests reconciles of `targets` (for a change of `changed`) in the current term.
+    fn request(&self, state: &State, changed: &ObjectKey, targets: Vec<ObjectKey>) {
         let Some(senders) = &state.term else {
             return;
         };
@@ -191,9 +216,36 @@ impl Dispatcher {
             else {
                 continue;
             };
-            tracing::trace!(changed = %key, trigger = %target, "reconcile requested");
+            tracing::trace!(%changed, trigger = %target, "reconcile requested");
             // A closed channel means the term is ending: the request is not needed.
             let _ = sender.unbounded_send(info.store_ref(&target));
+        }
+    }
+}
+
+/// A write of the operator's own in flight (see [`Dispatcher::writing`]).
+pub(crate) struct OwnWrite {
+    dispatcher: Arc<Dispatcher>,
+    object: ObjectKey,
+    writer: ObjectKey,
+    finished: bool,
+}
+
+impl OwnWrite {
+    /// The write returned, producing `version` (`None`: it failed).
+    pub(crate) fn finish(mut self, version: Option<String>) {
+        self.finished = true;
+        self.dispatcher
+            .finish_write(&self.object, &self.writer, version);
+    }
+}
+
+impl Drop for OwnWrite {
+    /// A write abandoned (its reconcile was cancelled) releases the object's changes.
+    fn drop(&mut self) {
+        if !self.finished {
+            self.dispatcher
+                .finish_write(&self.object, &self.writer, None);
         }
     }
 }
@@ -256,7 +308,7 @@ mod tests {
     /// A dispatcher over the trigger kind `Thing` and the read kind `Dep`, in a term whose
     /// requests arrive on the receiver; `Dep`'s writer and store mimic a reflector.
     struct Fixture {
-        dispatcher: Dispatcher,
+        dispatcher: Arc<Dispatcher>,
         index: Arc<Mutex<TriggerIndex>>,
         thing: KindInfo,
         dep: KindInfo,
@@ -269,7 +321,7 @@ mod tests {
             let (thing, dep) = (info("Thing", true), info("Dep", false));
             let kinds = Arc::new(Kinds::from_infos([thing.clone(), dep.clone()]));
             let index = Arc::new(Mutex::new(TriggerIndex::default()));
-            let dispatcher = Dispatcher::new(kinds, index.clone());
+            let dispatcher = Arc::new(Dispatcher::new(kinds, index.clone()));
             let (sender, requests) = unbounded();
             let senders = TermSenders::from([(thing.key(), sender)]);
             dispatcher.begin_term_with(senders, |_| None);
@@ -375,35 +427,39 @@ mod tests {
     }
 
     #[test]
-    fn the_echo_of_a_write_skips_only_its_writer() {
+    fn the_echo_of_a_write_skips_only_its_writer_even_before_the_write_returns() {
         let mut fixture = Fixture::new();
         {
             let mut index = fixture.index.lock().unwrap();
             index.record_reads(&key("Thing", "t1"), [key("Dep", "d1")].into());
             index.record_reads(&key("Thing", "t2"), [key("Dep", "d1")].into());
-            index.record_write(key("Dep", "d1"), "2".into(), key("Thing", "t1"));
         }
-        fixture.dep_event(Event::Apply(object("Dep", "d1", "2", None)));
+        let dispatcher = fixture.dispatcher.clone();
+        let write = dispatcher.writing(key("Dep", "d1"), key("Thing", "t1"));
+        let store = fixture.writer.as_reader();
+        let event = Event::Apply(object("Dep", "d1", "2", None));
+        fixture.writer.apply_watcher_event(&event);
+        dispatcher.on_event(&fixture.dep, &event, &store);
+        assert_eq!(fixture.requested(), names(&[]), "held while t1 writes");
+        write.finish(Some("2".into()));
         assert_eq!(fixture.requested(), names(&["t2"]), "t1 wrote version 2");
-        fixture.dep_event(Event::Apply(object("Dep", "d1", "3", None)));
+
+        let event = Event::Apply(object("Dep", "d1", "3", None));
+        dispatcher.on_event(&fixture.dep, &event, &store);
         assert_eq!(
             fixture.requested(),
             names(&["t1", "t2"]),
             "somebody else's change"
         );
 
-        let thing = fixture.thing.clone();
-        let store = Writer::new(thing.api_resource.clone()).as_reader();
-        fixture.index.lock().unwrap().record_write(
-            key("Thing", "t1"),
-            "4".into(),
-            key("Thing", "t1"),
+        drop(dispatcher.writing(key("Dep", "d1"), key("Thing", "t1")));
+        let event = Event::Apply(object("Dep", "d1", "4", None));
+        dispatcher.on_event(&fixture.dep, &event, &store);
+        assert_eq!(
+            fixture.requested(),
+            names(&["t1", "t2"]),
+            "an abandoned write holds nothing"
         );
-        let t1 = object("Thing", "t1", "4", None);
-        fixture
-            .dispatcher
-            .on_event(&thing, &Event::Apply(t1), &store);
-        assert_eq!(fixture.requested(), names(&[]), "its own status write");
     }
 
     #[test]

@@ -60,6 +60,18 @@ impl ReconcileError {
         }
     }
 
+    /// What the Warning event about this failure says: the error and its causes, except the
+    /// round a policy failed in, which depends on what the host fetched up front (so the same
+    /// failure repeating itself reads the same, and is recorded once).
+    pub fn note(&self) -> String {
+        match self {
+            Self::Rounds(RoundError::Policy { source, .. }) => {
+                format!("{self}: the policy failed: {}", crate::error_chain(source))
+            }
+            _ => crate::error_chain(self),
+        }
+    }
+
     /// A short, fixed name for the `error` label of `reconcile_errors_total`.
     pub fn label(&self) -> &'static str {
         match self {
@@ -159,5 +171,25 @@ mod tests {
         assert_eq!(rejected.event_reason(), Some("PolicyFailed"));
         assert_eq!(rejected.label(), "rejected");
         assert!(!rejected.is_transient());
+    }
+
+    #[test]
+    fn the_note_of_a_policy_failure_does_not_depend_on_its_round() {
+        let rejected = |round| {
+            ReconcileError::Rounds(RoundError::Policy {
+                round,
+                source: crate::PolicyError::Rejected(capt_policy::Error::InvalidInput(
+                    "bad".into(),
+                )),
+            })
+        };
+        assert_eq!(rejected(1).note(), rejected(2).note());
+        assert_eq!(
+            rejected(2).note(),
+            "the reconcile failed: the policy failed: the policy rejected the request: invalid input: bad"
+        );
+        let target = ObjectRef::new("v1", "Thing", None, "t");
+        let conflict = ReconcileError::Conflict { target };
+        assert_eq!(conflict.note(), crate::error_chain(&conflict));
     }
 }

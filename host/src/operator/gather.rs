@@ -35,11 +35,19 @@ pub(crate) struct Reads {
 impl Reads {
     /// The objects whose changes must trigger the trigger again: the watched ones.
     pub(crate) fn watched(&self) -> HashSet<ObjectKey> {
+        self.of_kinds(true).collect()
+    }
+
+    /// The objects of kinds that are not watched.
+    pub(crate) fn unwatched(&self) -> Vec<ObjectKey> {
+        self.of_kinds(false).collect()
+    }
+
+    fn of_kinds(&self, watched: bool) -> impl Iterator<Item = ObjectKey> + '_ {
         self.keys
             .iter()
-            .filter(|(_, watched)| **watched)
+            .filter(move |(_, w)| **w == watched)
             .map(|(key, _)| key.clone())
-            .collect()
     }
 }
 

@@ -2,16 +2,11 @@
 //! that one rule bounds it.
 //!
 //! For each trigger: the objects its last reconcile read (the trigger itself excluded; found or
-//! reported missing; cached kinds only, since only they send change events), how many
+//! reported missing; those of watched kinds, which send change events, apart from the others,
+//! which only tell the next reconcile what to fetch up front), how many
 //! reconciles in a row failed (the backoff), and the last Warning event the host recorded about
 //! it (so that a failure repeating itself is recorded once). A reverse map answers "which
 //! triggers read this object?" when the object changes.
-//!
-//! For each object the operator wrote: the version its last write produced and the trigger
-//! whose reconcile wrote it, until the watch event of that version arrives. That event is the
-//! write's *echo*: it must not re-run the writer, which computed that very version (a policy
-//! settles its trigger with one response; see `reconcile` in `wit/policy.wit`), while every
-//! other reader of the object still runs.
 //!
 //! Bound: each reconcile *replaces* its trigger's read set, and a trigger's entry is removed
 //! when the trigger is deleted. So the index holds, at any time, at most one entry per live
@@ -19,8 +14,7 @@
 //! asked for in [`crate::rounds::MAX_ROUNDS`] rounds), and a reverse edge per such pair. It does
 //! not grow with time, with the number of reconciles, or with objects that are created and
 //! deleted: a deleted object stays only until the reconciles it re-triggers replace the sets
-//! that mention it. Echoes awaited: at most one per object, removed when it arrives or the
-//! object is deleted.
+//! that mention it.
 
 use std::collections::{HashMap, HashSet};
 
@@ -33,6 +27,8 @@ pub type Warning = (String, String);
 #[derive(Debug, Default)]
 struct Entry {
     reads: HashSet<ObjectKey>,
+    /// What the last reconcile read of kinds that are not watched (they trigger nothing).
+    unwatched: Vec<ObjectKey>,
     failures: u32,
     warning: Option<Warning>,
 }
@@ -45,8 +41,6 @@ pub struct TriggerIndex {
     /// The number of (object, reader) pairs in `readers`, kept as they change: every reconcile
     /// reports it, and counting it there would cost a walk over the whole index.
     edges: usize,
-    /// Written objects whose echo has not arrived: the version written, and the writer.
-    echoes: HashMap<ObjectKey, (String, ObjectKey)>,
 }
 
 impl TriggerIndex {
@@ -71,6 +65,24 @@ impl TriggerIndex {
         }
         entry.reads = reads;
         entry.reads.remove(trigger);
+    }
+
+    /// Replaces what `trigger`'s reconciles read of kinds that are not watched.
+    pub fn record_unwatched_reads(&mut self, trigger: &ObjectKey, reads: Vec<ObjectKey>) {
+        self.triggers.entry(trigger.clone()).or_default().unwatched = reads;
+    }
+
+    /// Everything `trigger`'s last reconcile read, watched or not (the trigger excluded): what
+    /// its next reconcile most likely needs.
+    pub fn last_reads(&self, trigger: &ObjectKey) -> Vec<ObjectKey> {
+        self.triggers.get(trigger).map_or_else(Vec::new, |entry| {
+            entry
+                .reads
+                .iter()
+                .chain(&entry.unwatched)
+                .cloned()
+                .collect()
+        })
     }
 
     /// The triggers whose last reconcile read `object`.
@@ -118,28 +130,6 @@ impl TriggerIndex {
         }
         entry.warning = Some(warning);
         true
-    }
-
-    /// Records that `writer`'s reconcile wrote `object`, producing `version` (replacing the
-    /// echo awaited from an earlier write: that one, if it comes, just re-runs its writer).
-    pub fn record_write(&mut self, object: ObjectKey, version: String, writer: ObjectKey) {
-        self.echoes.insert(object, (version, writer));
-    }
-
-    /// The writer of `object` at `version`, when this change is the echo of its write: it need
-    /// not run again for it. `None` (a change to react to) for any other change; a deletion
-    /// (`version` `None`) also forgets the echo awaited.
-    pub fn echo(&mut self, object: &ObjectKey, version: Option<&str>) -> Option<ObjectKey> {
-        match self.echoes.get(object) {
-            Some((written, _)) if Some(written.as_str()) == version => {
-                self.echoes.remove(object).map(|(_, writer)| writer)
-            }
-            Some(_) if version.is_none() => {
-                self.echoes.remove(object);
-                None
-            }
-            _ => None,
-        }
     }
 
     /// How many triggers and dependency edges the index holds.
@@ -207,6 +197,27 @@ mod tests {
     }
 
     #[test]
+    fn the_last_reads_are_the_watched_and_the_unwatched_ones() {
+        let mut index = TriggerIndex::default();
+        assert!(index.last_reads(&key("t")).is_empty());
+        index.record_reads(&key("t"), set(&["t", "a", "b"]));
+        index.record_unwatched_reads(&key("t"), vec![key("s")]);
+        let mut reads: Vec<_> = index
+            .last_reads(&key("t"))
+            .into_iter()
+            .map(|k| k.name)
+            .collect();
+        reads.sort();
+        assert_eq!(reads, ["a", "b", "s"]);
+        assert!(
+            readers(&index, "s").is_empty(),
+            "unwatched reads trigger nothing"
+        );
+        index.forget(&key("t"));
+        assert!(index.last_reads(&key("t")).is_empty());
+    }
+
+    #[test]
     fn a_trigger_is_not_its_own_reader() {
         let mut index = TriggerIndex::default();
         index.record_reads(&key("t"), set(&["t", "a"]));
@@ -223,34 +234,6 @@ mod tests {
         index.forget(&key("t"));
         assert_eq!(index.size(), (0, 0));
         assert_eq!(index.failures(&key("t")), 0);
-    }
-
-    #[test]
-    fn only_the_version_a_write_produced_is_its_echo() {
-        let mut index = TriggerIndex::default();
-        index.record_write(key("a"), "5".into(), key("t1"));
-        assert_eq!(index.echo(&key("a"), Some("4")), None, "an earlier change");
-        assert_eq!(index.echo(&key("b"), Some("5")), None, "another object");
-        assert_eq!(index.echo(&key("a"), Some("5")), Some(key("t1")));
-        assert_eq!(
-            index.echo(&key("a"), Some("5")),
-            None,
-            "an echo is taken once"
-        );
-
-        index.record_write(key("a"), "6".into(), key("t1"));
-        index.record_write(key("a"), "7".into(), key("t2"));
-        assert_eq!(
-            index.echo(&key("a"), Some("6")),
-            None,
-            "replaced by the later write"
-        );
-        assert_eq!(index.echo(&key("a"), None), None, "a deletion");
-        assert_eq!(
-            index.echo(&key("a"), Some("7")),
-            None,
-            "forgotten with the object"
-        );
     }
 
     #[test]

@@ -111,7 +111,11 @@ impl KindInfo {
 
     /// The contract reference of `object`, an object of this kind.
     pub fn object_ref(&self, object: &impl Resource) -> ObjectRef {
-        let key = self.object_key(object);
+        self.reference(self.object_key(object))
+    }
+
+    /// The contract reference of `key`, an object of this kind, at the served version.
+    pub fn reference(&self, key: ObjectKey) -> ObjectRef {
         ObjectRef {
             api_version: self.api_resource.api_version.clone(),
             kind: self.api_resource.kind.clone(),

@@ -21,12 +21,12 @@
 //! ```
 //!
 //! One module per job: [`config`](OperatorConfig), `kinds` (discovery), `object` (objects as
-//! the operator holds them: [`CachedObject`]), `cache`, `dispatch`, `index` (per-trigger
-//! state, bounded), `gather` (the rounds' object source), `reconcile`, `apply`, `events`,
-//! `leader` (the Lease and the write gate), `metrics`, `http` (probes, `/metrics` and
-//! `/policy`), `slot` (the swappable policy handle, swapped by [`crate::swap`] through
-//! [`Operator::start_swapping`]), `error`. This module wires them and runs leadership terms
-//! until shutdown.
+//! the operator holds them: [`CachedObject`]), `cache`, `dispatch`, `echo` (the operator's own
+//! writes), `index` (per-trigger state, bounded), `gather` (the rounds' object source),
+//! `reconcile`, `apply`, `events`, `leader` (the Lease and the write gate), `metrics`, `http`
+//! (probes, `/metrics` and `/policy`), `slot` (the swappable policy handle, swapped by
+//! [`crate::swap`] through [`Operator::start_swapping`]), `error`. This module wires them and
+//! runs leadership terms until shutdown.
 //!
 //! Lifecycle: [`Operator::start`] binds the HTTP address and starts the operator task, which
 //! discovers the kinds (retrying while a CRD is missing), starts the watchers (ready once
@@ -39,6 +39,7 @@ mod apply;
 mod cache;
 mod config;
 mod dispatch;
+mod echo;
 mod error;
 mod events;
 mod gather;
@@ -362,6 +363,7 @@ async fn operate(
     let ctx = Arc::new(Context {
         client: client.clone(),
         cache: cache.clone(),
+        dispatcher: dispatcher.clone(),
         policy,
         index,
         gate: shared.gate.clone(),

@@ -10,6 +10,12 @@
 //!                          events of fully written objects ─▶ requeue-after / await change
 //! ```
 //!
+//! The rounds start with what the trigger's last reconcile read, fetched up front
+//! ([`rounds::reconcile_knowing`]): a reconcile whose needs did not change is one policy call
+//! instead of one per link of its chain of reads. Those objects are read, and so recorded as
+//! dependencies, again: a dependency the policy stopped needing stays while the object exists
+//! (costing at most extra reconciles, never a wrong one).
+//!
 //! Failures are logged, counted (`reconcile_errors_total{kind,error}`) and, unless they are
 //! part of normal operation (conflicts, a lost Lease), recorded once as a Warning event on the
 //! trigger. [`error_policy`] requeues after the per-object backoff.
@@ -32,7 +38,7 @@ use tracing::Instrument as _;
 use super::apply;
 use super::cache::Cache;
 use super::config::RetryPolicy;
-use super::dispatch::lock;
+use super::dispatch::{Dispatcher, lock};
 use super::error::ReconcileError;
 use super::events::EventPublisher;
 use super::gather::{Gatherer, Reads, Timed};
@@ -61,6 +67,7 @@ pub struct Reconciled {
 pub(crate) struct Context {
     pub(crate) client: Client,
     pub(crate) cache: Arc<Cache>,
+    pub(crate) dispatcher: Arc<Dispatcher>,
     pub(crate) policy: PolicySlot,
     pub(crate) index: Arc<Mutex<TriggerIndex>>,
     pub(crate) gate: LeaderGate,
@@ -139,10 +146,16 @@ async fn run(
     key: &ObjectKey,
     policy: &Arc<ActivePolicy>,
 ) -> Result<(Action, usize), ReconcileError> {
-    let (outcome, reads) = gather(ctx, trigger, policy).await?;
+    let known = lock(&ctx.index)
+        .last_reads(key)
+        .into_iter()
+        .filter_map(|read| Some(ctx.cache.kinds().get(&read.kind)?.reference(read)))
+        .collect();
+    let (outcome, reads) = gather(ctx, trigger, known, policy).await?;
     let (triggers, edges) = {
         let mut index = lock(&ctx.index);
         index.record_reads(key, reads.watched());
+        index.record_unwatched_reads(key, reads.unwatched());
         index.size()
     };
     ctx.metrics.reconcile.index_size(triggers, edges);
@@ -175,10 +188,12 @@ async fn run(
 }
 
 /// Runs the requirement rounds on a blocking thread (the policy is CPU-bound; unwatched
-/// objects are fetched from there, on the runtime).
+/// objects are fetched from there, on the runtime), starting with the `known` objects (what
+/// the trigger's last reconcile read).
 async fn gather(
     ctx: &Context,
     trigger: &ObjectRef,
+    known: Vec<ObjectRef>,
     policy: &Arc<ActivePolicy>,
 ) -> Result<(Result<capt_policy::Response, RoundError>, Reads), ReconcileError> {
     let cache = ctx.cache.clone();
@@ -192,7 +207,8 @@ async fn gather(
         let _entered = span.enter();
         let gatherer = Gatherer::new(&cache, runtime);
         let timed = Timed::new(policy.policy(), &metrics.guest);
-        let outcome = rounds::reconcile(&timed, &gatherer, &trigger, now, policy.settings());
+        let outcome =
+            rounds::reconcile_knowing(&timed, &gatherer, &trigger, &known, now, policy.settings());
         (outcome, gatherer.into_reads())
     })
     .await
@@ -225,13 +241,14 @@ async fn failed(
     let Some(reason) = error.event_reason() else {
         return;
     };
-    if !lock(&ctx.index).warn(key, (reason.to_owned(), message.clone())) {
+    let note = error.note();
+    if !lock(&ctx.index).warn(key, (reason.to_owned(), note.clone())) {
         return;
     }
     let uid = ctx.cache.uid(key);
     if let Err(error) = ctx
         .events
-        .warn(trigger, uid, reason, &message, &ctx.metrics.events)
+        .warn(trigger, uid, reason, &note, &ctx.metrics.events)
         .await
     {
         tracing::warn!(error = %error_chain(&error), "warning event not recorded");
