@@ -63,6 +63,34 @@ pub trait Provider {
 
 /// Reconciles the trigger object `me` of provider kind `P`.
 pub fn reconcile<P: Provider>(ctx: &Ctx<'_>, me: Fields<'_>) -> Result<Response, Halt> {
+    reconcile_kind(ctx, me, &Kind::of::<P>())
+}
+
+/// A [`Provider`] as values: the shared steps take this instead of a type parameter, so the
+/// component holds one copy of them rather than one per kind.
+struct Kind {
+    failed: &'static str,
+    progress: &'static str,
+    side: Side,
+    apply_ref: fn(Fields<'_>) -> Result<ObjectRef, Error>,
+    evaluate: fn(&Ctx<'_>, Subject<'_>, &mut Draft, &mut Deadlines) -> Result<Outcome, Halt>,
+    finish: fn(&mut Draft, &Outcome),
+}
+
+impl Kind {
+    fn of<P: Provider>() -> Self {
+        Self {
+            failed: P::FAILED,
+            progress: P::PROGRESS,
+            side: P::SIDE,
+            apply_ref: P::apply_ref,
+            evaluate: P::evaluate,
+            finish: P::finish,
+        }
+    }
+}
+
+fn reconcile_kind(ctx: &Ctx<'_>, me: Fields<'_>, kind: &Kind) -> Result<Response, Halt> {
     let mut draft = Draft::new(me, ctx.now)?;
     let before = draft.ready_state();
     let resource_version = me.resource_version()?;
@@ -88,7 +116,7 @@ pub fn reconcile<P: Provider>(ctx: &Ctx<'_>, me: Fields<'_>) -> Result<Response,
         ));
     };
     ctx.inputs
-        .require(&[cluster_ref.clone(), P::apply_ref(me)?])?;
+        .require(&[cluster_ref.clone(), (kind.apply_ref)(me)?])?;
     let Some(cluster) = ctx.inputs.find(&cluster_ref) else {
         draft.conditions.set(
             READY,
@@ -114,12 +142,12 @@ pub fn reconcile<P: Provider>(ctx: &Ctx<'_>, me: Fields<'_>) -> Result<Response,
     }
 
     let subject = Subject { me, cluster };
-    let (outcome, requeue) = evaluate_with_failures::<P>(ctx, subject, &mut draft)?;
-    apply_outcome::<P>(&mut draft, &outcome);
-    P::finish(&mut draft, &outcome);
+    let (outcome, requeue) = evaluate_with_failures(ctx, kind, subject, &mut draft)?;
+    apply_outcome(kind, &mut draft, &outcome);
+    (kind.finish)(&mut draft, &outcome);
 
     let propagation = match ctx.settings.cluster_propagation {
-        ClusterPropagation::Direct => propagation::patches(ctx, P::SIDE, subject, &draft)?,
+        ClusterPropagation::Direct => propagation::patches(ctx, kind.side, subject, &draft)?,
         ClusterPropagation::None => Vec::new(),
     };
     Ok(response(
@@ -134,8 +162,9 @@ pub fn reconcile<P: Provider>(ctx: &Ctx<'_>, me: Fields<'_>) -> Result<Response,
 
 /// Decides the outcome, honouring a recorded terminal failure and its recovery (README,
 /// "Errors"), and the requeue that goes with it.
-fn evaluate_with_failures<P: Provider>(
+fn evaluate_with_failures(
     ctx: &Ctx<'_>,
+    kind: &Kind,
     subject: Subject<'_>,
     draft: &mut Draft,
 ) -> Result<(Outcome, Option<u64>), Halt> {
@@ -152,8 +181,8 @@ fn evaluate_with_failures<P: Provider>(
     let edited = observed_generation.is_some_and(|g| g != draft.generation);
 
     let Some(failure) = draft.failure() else {
-        let floor = draft.conditions.since(P::FAILED, Status::False);
-        return run::<P>(ctx, subject, draft, Clocks::Running { floor });
+        let floor = draft.conditions.since(kind.failed, Status::False);
+        return run(ctx, kind, subject, draft, Clocks::Running { floor });
     };
     if retried || edited {
         let why = if edited {
@@ -161,9 +190,10 @@ fn evaluate_with_failures<P: Provider>(
         } else {
             "the retry annotation changed"
         };
-        recover::<P>(draft, &failure, why);
-        return run::<P>(
+        recover(kind, draft, &failure, why);
+        return run(
             ctx,
+            kind,
             subject,
             draft,
             Clocks::Running {
@@ -173,10 +203,10 @@ fn evaluate_with_failures<P: Provider>(
     }
     if ctx.settings.auto_recover_reasons.contains(&failure.reason) {
         let mut trial = draft.clone();
-        let (outcome, requeue) = run::<P>(ctx, subject, &mut trial, Clocks::Expired)?;
+        let (outcome, requeue) = run(ctx, kind, subject, &mut trial, Clocks::Expired)?;
         if !outcome.is_terminal() {
             *draft = trial;
-            recover::<P>(draft, &failure, "its cause is gone");
+            recover(kind, draft, &failure, "its cause is gone");
             return Ok((outcome, requeue));
         }
     }
@@ -184,14 +214,15 @@ fn evaluate_with_failures<P: Provider>(
 }
 
 /// Evaluates the live state; a passed deadline turns it terminal.
-fn run<P: Provider>(
+fn run(
     ctx: &Ctx<'_>,
+    kind: &Kind,
     subject: Subject<'_>,
     draft: &mut Draft,
     clocks: Clocks,
 ) -> Result<(Outcome, Option<u64>), Halt> {
     let mut deadlines = Deadlines::new(clocks, ctx.now);
-    let mut outcome = P::evaluate(ctx, subject, draft, &mut deadlines)?;
+    let mut outcome = (kind.evaluate)(ctx, subject, draft, &mut deadlines)?;
     if let (
         Outcome::Blocked {
             class: Class::Wait | Class::Transient { .. },
@@ -206,11 +237,11 @@ fn run<P: Provider>(
     Ok((outcome, requeue))
 }
 
-fn recover<P: Provider>(draft: &mut Draft, failure: &Failure, why: &str) {
+fn recover(kind: &Kind, draft: &mut Draft, failure: &Failure, why: &str) {
     draft.remove("failureReason");
     draft.remove("failureMessage");
     draft.conditions.set(
-        P::FAILED,
+        kind.failed,
         Status::False,
         "Recovered",
         &format!("Recovered from {} because {why}", failure.reason),
@@ -218,7 +249,7 @@ fn recover<P: Provider>(draft: &mut Draft, failure: &Failure, why: &str) {
 }
 
 /// Writes the outcome into the shared fields: Ready, `ready`, failure fields and conditions.
-fn apply_outcome<P: Provider>(draft: &mut Draft, outcome: &Outcome) {
+fn apply_outcome(kind: &Kind, draft: &mut Draft, outcome: &Outcome) {
     let (reason, message) = outcome.reason_and_message();
     match outcome {
         Outcome::Ready { .. } => {
@@ -233,23 +264,23 @@ fn apply_outcome<P: Provider>(draft: &mut Draft, outcome: &Outcome) {
                 draft.set("failureMessage", message);
                 draft
                     .conditions
-                    .set(P::FAILED, Status::True, reason, message);
+                    .set(kind.failed, Status::True, reason, message);
                 draft
                     .conditions
-                    .set(P::PROGRESS, Status::False, reason, message);
+                    .set(kind.progress, Status::False, reason, message);
             }
         }
     }
     if !outcome.is_terminal() {
-        match draft.conditions.get(P::FAILED) {
+        match draft.conditions.get(kind.failed) {
             Some(c) if c.status == Status::False => {
                 let (reason, message) = (c.reason.clone(), c.message.clone());
                 draft
                     .conditions
-                    .set(P::FAILED, Status::False, &reason, &message);
+                    .set(kind.failed, Status::False, &reason, &message);
             }
             _ => draft.conditions.set(
-                P::FAILED,
+                kind.failed,
                 Status::False,
                 "NoFailure",
                 "No terminal failure is recorded",
