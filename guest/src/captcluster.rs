@@ -222,12 +222,12 @@ fn failure_domains(observed: &Observed<'_>) -> Result<Option<Value>, Error> {
         Some(Value::String(text)) => text.split(',').collect(),
         _ => return Ok(None),
     };
-    let domains: Map<String, Value> = zones
-        .into_iter()
-        .map(str::trim)
-        .filter(|z| !z.is_empty())
-        .map(|z| (z.to_owned(), json!({"controlPlane": true})))
-        .collect();
+    // Inserted one by one: collecting into the map would sort the entries first, a sort
+    // routine of its own in the component for no gain (later duplicates win either way).
+    let mut domains = Map::new();
+    for zone in zones.into_iter().map(str::trim).filter(|z| !z.is_empty()) {
+        domains.insert(zone.to_owned(), json!({"controlPlane": true}));
+    }
     Ok((!domains.is_empty()).then_some(Value::Object(domains)))
 }
 

@@ -268,17 +268,16 @@ fn ready(draft: &mut Draft, observed: &Observed<'_>, endpoint: Endpoint) -> Resu
 fn record_workspace(draft: &mut Draft, observed: &Observed<'_>) -> Result<(), Error> {
     observed.record(draft);
     if let Some(outputs) = observed.outputs()?.filter(|o| !o.is_empty()) {
-        let outputs: Map<String, Value> = outputs
-            .iter()
-            .map(|(k, v)| {
-                let text = match v {
-                    Value::String(s) => s.clone(),
-                    other => other.to_string(),
-                };
-                (k.clone(), Value::String(text))
-            })
-            .collect();
-        draft.set_in(WTS, "outputs", outputs);
+        // Inserted one by one, not collected: see `captcluster::failure_domains`.
+        let mut copy = Map::new();
+        for (key, value) in outputs {
+            let text = match value {
+                Value::String(s) => s.clone(),
+                other => other.to_string(),
+            };
+            copy.insert(key.clone(), Value::String(text));
+        }
+        draft.set_in(WTS, "outputs", copy);
     }
     Ok(())
 }
