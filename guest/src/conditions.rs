@@ -1,13 +1,14 @@
 //! `metav1.Condition` lists with Kubernetes semantics: matched by type, new types appended,
 //! `lastTransitionTime` changed only when `status` changes, `observedGeneration` always set.
 
-use serde::{Deserialize, Serialize};
+use serde::Deserialize;
+use serde::de::{Error as _, Unexpected};
 use serde_json::{Map, Value};
 
 use crate::time::{Millis, format_timestamp, parse_timestamp};
 
 /// A condition status.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
 pub enum Status {
     /// `True`.
     True,
@@ -17,29 +18,36 @@ pub enum Status {
     Unknown,
 }
 
+impl Status {
+    fn as_str(self) -> &'static str {
+        match self {
+            Status::True => "True",
+            Status::False => "False",
+            Status::Unknown => "Unknown",
+        }
+    }
+}
+
 /// One `metav1.Condition`.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-#[serde(rename_all = "camelCase")]
+///
+/// Read and written by hand rather than with serde's derive: `extra` would need
+/// `#[serde(flatten)]`, whose buffering code is a large and slow part of the component. The
+/// reads call serde for every field and report errors exactly as the derive did.
+#[derive(Debug, Clone, PartialEq)]
 pub struct Condition {
-    /// The condition type, e.g. `Ready`.
-    #[serde(rename = "type")]
+    /// The condition type (`type`), e.g. `Ready`.
     pub kind: String,
     /// True, False or Unknown.
     pub status: Status,
-    /// CamelCase reason.
-    #[serde(default)]
+    /// CamelCase reason (empty when absent).
     pub reason: String,
-    /// Human-readable message.
-    #[serde(default)]
+    /// Human-readable message (empty when absent).
     pub message: String,
-    /// When `status` last changed.
-    #[serde(default)]
+    /// When `status` last changed (empty when absent).
     pub last_transition_time: String,
     /// The object generation this condition was computed from.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub observed_generation: Option<i64>,
     /// Fields this policy does not know; kept as they are.
-    #[serde(flatten)]
     pub extra: Map<String, Value>,
 }
 
@@ -48,6 +56,74 @@ impl Condition {
     pub fn since(&self) -> Option<Millis> {
         parse_timestamp(&self.last_transition_time)
     }
+
+    /// Reads one condition of a list; unknown fields go to `extra`.
+    fn from_json(value: &Value) -> Result<Self, serde_json::Error> {
+        let Value::Object(fields) = value else {
+            return Err(invalid_type(value, "struct Condition"));
+        };
+        let (mut kind, mut status, mut observed_generation) = (None, None, None);
+        let (mut reason, mut message, mut last_transition_time) = (None, None, None);
+        let mut extra = Map::new();
+        for (key, value) in fields {
+            match key.as_str() {
+                "type" => kind = Some(String::deserialize(value)?),
+                "status" => status = Some(Status::deserialize(value)?),
+                "reason" => reason = Some(String::deserialize(value)?),
+                "message" => message = Some(String::deserialize(value)?),
+                "lastTransitionTime" => last_transition_time = Some(String::deserialize(value)?),
+                "observedGeneration" => observed_generation = Option::<i64>::deserialize(value)?,
+                _ => {
+                    extra.insert(key.clone(), value.clone());
+                }
+            }
+        }
+        Ok(Self {
+            kind: kind.ok_or_else(|| serde_json::Error::missing_field("type"))?,
+            status: status.ok_or_else(|| serde_json::Error::missing_field("status"))?,
+            reason: reason.unwrap_or_default(),
+            message: message.unwrap_or_default(),
+            last_transition_time: last_transition_time.unwrap_or_default(),
+            observed_generation,
+            extra,
+        })
+    }
+
+    /// The condition as JSON: the known fields (`observedGeneration` only when set), then the
+    /// unknown ones.
+    fn to_json(&self) -> Value {
+        let mut map = Map::new();
+        map.insert("type".to_owned(), self.kind.as_str().into());
+        map.insert("status".to_owned(), self.status.as_str().into());
+        map.insert("reason".to_owned(), self.reason.as_str().into());
+        map.insert("message".to_owned(), self.message.as_str().into());
+        map.insert(
+            "lastTransitionTime".to_owned(),
+            self.last_transition_time.as_str().into(),
+        );
+        if let Some(generation) = self.observed_generation {
+            map.insert("observedGeneration".to_owned(), generation.into());
+        }
+        map.extend(self.extra.clone());
+        Value::Object(map)
+    }
+}
+
+/// serde's "invalid type" error for `value`, as its derive reports it.
+fn invalid_type(value: &Value, expected: &str) -> serde_json::Error {
+    let unexpected = match value {
+        Value::Null => Unexpected::Unit,
+        Value::Bool(b) => Unexpected::Bool(*b),
+        Value::Number(n) => match (n.as_u64(), n.as_i64()) {
+            (Some(u), _) => Unexpected::Unsigned(u),
+            (None, Some(i)) => Unexpected::Signed(i),
+            (None, None) => Unexpected::Float(n.as_f64().unwrap_or_default()),
+        },
+        Value::String(s) => Unexpected::Str(s),
+        Value::Array(_) => Unexpected::Seq,
+        Value::Object(_) => Unexpected::Map,
+    };
+    serde_json::Error::invalid_type(unexpected, &expected)
 }
 
 /// The condition list of one object being reconciled, with the time and generation that new
@@ -64,8 +140,16 @@ impl Conditions {
     pub fn parse(value: Option<&Value>, now: Millis, generation: i64) -> Result<Self, String> {
         let list = match value {
             None | Some(Value::Null) => Vec::new(),
-            Some(v) => {
-                Vec::<Condition>::deserialize(v).map_err(|e| format!("status.conditions: {e}"))?
+            Some(Value::Array(items)) => items
+                .iter()
+                .map(Condition::from_json)
+                .collect::<Result<_, _>>()
+                .map_err(|e| format!("status.conditions: {e}"))?,
+            Some(other) => {
+                return Err(format!(
+                    "status.conditions: {}",
+                    invalid_type(other, "a sequence")
+                ));
             }
         };
         Ok(Self {
@@ -133,7 +217,7 @@ impl Conditions {
 
     /// The list as JSON.
     pub fn to_json(&self) -> Value {
-        serde_json::to_value(&self.list).unwrap_or(Value::Null)
+        Value::Array(self.list.iter().map(Condition::to_json).collect())
     }
 }
 
