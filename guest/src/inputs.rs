@@ -1,6 +1,7 @@
 //! The objects of one request: lookup by reference, requirement collection, and typed reads of
 //! JSON fields with precise errors.
 
+use std::borrow::Cow;
 use std::cell::RefCell;
 
 use serde_json::Value;
@@ -108,9 +109,23 @@ impl<'a> Fields<'a> {
         Self { owner, value }
     }
 
+    /// The value at a dotted path: `Value::pointer` of the path with `.` read as `/`, walked
+    /// in place rather than through a pointer string built for each read.
     fn at(&self, path: &str) -> Option<&'a Value> {
-        let pointer = format!("/{}", path.replace('.', "/"));
-        self.value.pointer(&pointer).filter(|v| !v.is_null())
+        path.split(['.', '/'])
+            .try_fold(self.value, |target, token| {
+                let token = if token.contains('~') {
+                    Cow::Owned(token.replace("~1", "/").replace("~0", "~"))
+                } else {
+                    Cow::Borrowed(token)
+                };
+                match target {
+                    Value::Object(map) => map.get(token.as_ref()),
+                    Value::Array(list) => array_index(&token).and_then(|i| list.get(i)),
+                    _ => None,
+                }
+            })
+            .filter(|v| !v.is_null())
     }
 
     fn wrong(&self, path: &str, expected: &str) -> Error {
@@ -192,6 +207,15 @@ impl<'a> Fields<'a> {
     }
 }
 
+/// An array index in a JSON pointer, as `Value::pointer` reads it: decimal, no sign, no
+/// leading zeros.
+fn array_index(token: &str) -> Option<usize> {
+    if token.starts_with('+') || (token.starts_with('0') && token.len() != 1) {
+        return None;
+    }
+    token.parse().ok()
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -259,5 +283,25 @@ mod tests {
         assert_eq!(f.str("spec.absent.deeper").unwrap(), None);
         assert_eq!(f.annotation("k").unwrap(), Some("v"));
         assert_eq!(f.generation().unwrap(), 1);
+    }
+
+    #[test]
+    fn paths_read_like_json_pointers() {
+        let a = cm("a");
+        let v = json!({"a": {"b/c": {"~d": [10, {"e": "x"}]}, "n": null}});
+        let f = Fields::new(&a, &v);
+        for path in [
+            "a.b~1c.~0d.1.e",
+            "a/b~1c/~0d/1/e",
+            "a.n",
+            "a.b~1c.~0d.01.e",
+            "a.x",
+            "",
+        ] {
+            let pointer = format!("/{}", path.replace('.', "/"));
+            let expected = v.pointer(&pointer).filter(|v| !v.is_null());
+            assert_eq!(f.at(path), expected, "{path}");
+        }
+        assert_eq!(f.str("a.b~1c.~0d.1.e").unwrap(), Some("x"));
     }
 }
