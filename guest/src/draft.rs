@@ -23,8 +23,9 @@ pub struct Failure {
 
 /// The new status of the trigger object, starting as a copy of the observed one.
 #[derive(Debug, Clone)]
-pub struct Draft {
-    old: Value,
+pub struct Draft<'a> {
+    /// The observed status (`None` when the object has none), borrowed from the request.
+    old: Option<&'a Map<String, Value>>,
     /// The status fields (conditions are kept apart until [`Draft::patches`]).
     pub status: Map<String, Value>,
     /// The status conditions.
@@ -37,14 +38,12 @@ pub struct Draft {
     pub endpoint: Option<Endpoint>,
 }
 
-impl Draft {
+impl<'a> Draft<'a> {
     /// Starts from the observed object's status.
-    pub fn new(me: Fields<'_>, now: Millis) -> Result<Self, Error> {
+    pub fn new(me: Fields<'a>, now: Millis) -> Result<Self, Error> {
         let generation = me.generation()?;
-        let old = me
-            .object("status")?
-            .map_or(Value::Null, |m| Value::Object(m.clone()));
-        let mut status = old.as_object().cloned().unwrap_or_default();
+        let old = me.object("status")?;
+        let mut status = old.cloned().unwrap_or_default();
         let conditions = Conditions::parse(status.remove("conditions").as_ref(), now, generation)
             .map_err(|e| Error::InvalidInput(format!("{}: {e}", me.owner)))?;
         Ok(Self {
@@ -134,7 +133,11 @@ impl Draft {
         }
         self.status
             .insert("conditions".to_owned(), self.conditions.to_json());
-        if let Some(diff) = merge::diff(&self.old, &Value::Object(self.status)) {
+        let diff = match self.old {
+            Some(old) => merge::diff_objects(old, &self.status),
+            None => Some(Value::Object(self.status)),
+        };
+        if let Some(diff) = diff {
             patches.push(Patch {
                 target: target.clone(),
                 subresource: Subresource::Status,

@@ -7,30 +7,33 @@ use serde_json::{Map, Value};
 /// requires for arrays. `new` must not contain `null` values (they could not be written).
 pub fn diff(old: &Value, new: &Value) -> Option<Value> {
     match (old, new) {
-        (Value::Object(old), Value::Object(new)) => {
-            let mut patch = Map::new();
-            for (key, old_value) in old {
-                match new.get(key) {
-                    None => {
-                        patch.insert(key.clone(), Value::Null);
-                    }
-                    Some(new_value) => {
-                        if let Some(p) = diff(old_value, new_value) {
-                            patch.insert(key.clone(), p);
-                        }
-                    }
-                }
-            }
-            for (key, new_value) in new {
-                if !old.contains_key(key) {
-                    patch.insert(key.clone(), new_value.clone());
-                }
-            }
-            (!patch.is_empty()).then_some(Value::Object(patch))
-        }
+        (Value::Object(old), Value::Object(new)) => diff_objects(old, new),
         _ if old == new => None,
         _ => Some(new.clone()),
     }
+}
+
+/// [`diff`] of two objects, for callers that hold maps (no copies into a [`Value`] needed).
+pub fn diff_objects(old: &Map<String, Value>, new: &Map<String, Value>) -> Option<Value> {
+    let mut patch = Map::new();
+    for (key, old_value) in old {
+        match new.get(key) {
+            None => {
+                patch.insert(key.clone(), Value::Null);
+            }
+            Some(new_value) => {
+                if let Some(p) = diff(old_value, new_value) {
+                    patch.insert(key.clone(), p);
+                }
+            }
+        }
+    }
+    for (key, new_value) in new {
+        if !old.contains_key(key) {
+            patch.insert(key.clone(), new_value.clone());
+        }
+    }
+    (!patch.is_empty()).then_some(Value::Object(patch))
 }
 
 #[cfg(test)]

@@ -57,7 +57,8 @@ pub fn patches(
         ));
     }
 
-    let old = cluster.object("status")?.cloned().unwrap_or_default();
+    let empty = Map::new();
+    let old = cluster.object("status")?.unwrap_or(&empty);
     let mut status = old.clone();
     let ready = draft.flag("ready");
     match side {
@@ -79,7 +80,7 @@ pub fn patches(
         }
     }
     propagate_failure(ctx, side, subject, draft, &mut status)?;
-    if let Some(diff) = merge::diff(&Value::Object(old), &Value::Object(status)) {
+    if let Some(diff) = merge::diff_objects(old, &status) {
         out.push(patch(
             cluster.owner,
             Subresource::Status,
