@@ -18,6 +18,8 @@
 
 pub use capt_policy as contract;
 
+#[cfg(any(test, all(target_arch = "wasm32", feature = "component")))]
+mod arena;
 mod captcluster;
 #[cfg(all(target_arch = "wasm32", feature = "component"))]
 mod component;
