@@ -1,7 +1,7 @@
 //! The component's allocator: a bump arena in front of the standard one.
 //!
 //! A reconcile parses a few KB of JSON into `serde_json::Value`s and builds the response: some
-//! 600 small, short-lived allocations, 60–80 KB in all. Compiled to wasm, the standard allocator
+//! 600 small, short-lived allocations, about 60 KB in all (counted natively). Compiled to wasm, the standard allocator
 //! (dlmalloc) costs about a quarter of a call, and every `memory.grow` it makes in a fresh
 //! instance is a call into the host (BENCHMARKS.md, "Guest call"). Here an allocation is a
 //! pointer bump in a fixed arena (in the module's zero-initialised data: no `memory.grow`), a
@@ -15,7 +15,7 @@
 use std::alloc::{GlobalAlloc, Layout, System};
 use std::cell::{Cell, UnsafeCell};
 
-/// The component's arena: about twelve times what a reconcile of the benchmarks allocates.
+/// The component's arena: more than ten times what a reconcile of the benchmarks allocates.
 #[cfg(all(target_arch = "wasm32", feature = "component"))]
 #[global_allocator]
 static ARENA: Arena<{ 1 << 20 }> = Arena::new();
