@@ -142,6 +142,16 @@ pub struct Run {
         value_parser = duration
     )]
     call_deadline: Duration,
+    /// Reconciles of one trigger kind that may run at the same time (never two of one object).
+    /// The policy's instance pool is sized from it.
+    #[arg(
+        long,
+        value_name = "N",
+        env = "CAPT_CONCURRENCY",
+        default_value_t = 16,
+        value_parser = clap::value_parser!(u16).range(1..=256)
+    )]
+    concurrency: u16,
 }
 
 /// Parses a Go-style duration (`90s`, `5m`, `250ms`, `0`).
@@ -174,6 +184,7 @@ impl Run {
             probation_reconciles,
             probation_duration,
             call_deadline,
+            concurrency,
         } = self;
         anyhow::ensure!(
             (0.0..=1.0).contains(&rollback_ratio),
@@ -181,6 +192,8 @@ impl Run {
         );
         let engine = Engine::new(Limits {
             deadline: call_deadline,
+            // Room for the reconciles of up to three trigger kinds and a swap's canary.
+            concurrent_calls: (u32::from(concurrency) * 4).max(Limits::default().concurrent_calls),
             ..Limits::default()
         })?;
         let policy = match &module {
@@ -237,6 +250,7 @@ impl Run {
             let mut config = OperatorConfig::new(name.clone(), identity);
             config.namespace = namespace;
             config.metrics_addr = Some(metrics_addr);
+            config.concurrency = concurrency;
             let lease_name = lease_name.unwrap_or(name);
             let lease_namespace = lease_namespace
                 .or_else(|| non_empty_env("POD_NAMESPACE"))

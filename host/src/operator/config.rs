@@ -29,7 +29,7 @@ pub struct OperatorConfig {
     /// Default: core `Secret`.
     pub uncached_kinds: Vec<KindKey>,
     /// Reconciles of one trigger kind that may run at the same time (never two of one object).
-    /// Default 4.
+    /// Default 16 (`capt-host run --concurrency`).
     pub concurrency: u16,
     /// The backoff after failed reconciles.
     pub retry: RetryPolicy,
@@ -48,7 +48,7 @@ impl OperatorConfig {
             metrics_addr: None,
             leader_election: None,
             uncached_kinds: vec![KindKey::new("", "Secret")],
-            concurrency: 4,
+            concurrency: 16,
             retry: RetryPolicy::default(),
             discovery_retry: Duration::from_secs(10),
         }

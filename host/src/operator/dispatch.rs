@@ -268,13 +268,13 @@ mod tests {
 
     fn info(kind: &str, trigger: bool) -> KindInfo {
         KindInfo {
-            api_resource: ApiResource {
+            api_resource: Arc::new(ApiResource {
                 group: "example.com".into(),
                 version: "v1".into(),
                 api_version: "example.com/v1".into(),
                 kind: kind.into(),
                 plural: format!("{}s", kind.to_lowercase()),
-            },
+            }),
             namespaced: true,
             status_subresource: true,
             trigger,

@@ -78,7 +78,7 @@ impl fmt::Display for ObjectKey {
 #[derive(Debug, Clone)]
 pub struct KindInfo {
     /// Group, version, kind and plural, as discovered.
-    pub api_resource: ApiResource,
+    pub api_resource: Arc<ApiResource>,
     /// True when objects of this kind live in a namespace.
     pub namespaced: bool,
     /// True when the kind has the `status` subresource.
@@ -261,7 +261,7 @@ async fn resolve(
             .subresources
             .iter()
             .any(|(sub, _)| sub.plural == "status"),
-        api_resource,
+        api_resource: Arc::new(api_resource),
         trigger,
         cached,
     })

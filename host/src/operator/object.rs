@@ -6,7 +6,10 @@
 //! converting them. It is also about a ninth of the memory of a `DynamicObject`, whose
 //! `serde_json::Value` tree costs ~8.9 KB of heap for an object of ~1 KB of JSON (BENCHMARKS.md,
 //! "Operator at scale"): the caches hold every watched object, so this decides the operator's
-//! memory.
+//! memory. For the same reason `metadata.managedFields` (often larger than the rest of an
+//! object, and of no use to a status policy) is left out, and clones share one allocation
+//! (kube's stores and the dispatcher clone objects), as do the kind handles in kube's
+//! per-object store keys ([`Resource::DynamicType`] is an `Arc`).
 
 use std::borrow::Cow;
 use std::sync::Arc;
@@ -17,13 +20,17 @@ use kube::core::{DynamicResourceScope, Resource};
 use serde::{Deserialize, Deserializer};
 use serde_json::Value;
 
-/// One object: its manifest as JSON text and the metadata the operator reads.
+/// One object: its manifest as JSON text and the metadata the operator reads. Clones share
+/// one allocation.
 ///
 /// [`Resource::meta`] holds only `name`, `namespace`, `uid`, `resourceVersion` and
 /// `ownerReferences` (kube's reflector, watcher and controller need no more); every other
 /// field, metadata included, is in the [`manifest`](CachedObject::manifest) text only.
 #[derive(Debug, Clone)]
-pub struct CachedObject {
+pub struct CachedObject(Arc<Inner>);
+
+#[derive(Debug, Clone)]
+struct Inner {
     metadata: ObjectMeta,
     manifest: Arc<str>,
     /// True when the manifest has both `apiVersion` and `kind` (list items may lack them).
@@ -42,9 +49,13 @@ struct Identity {
 }
 
 impl CachedObject {
-    /// The object `manifest` (a JSON object with `metadata`).
-    pub fn from_value(manifest: &Value) -> Result<Self, serde_json::Error> {
-        let Value::Object(fields) = manifest else {
+    /// The object `manifest` (a JSON object with `metadata`), without its
+    /// `metadata.managedFields`.
+    pub fn from_value(mut manifest: Value) -> Result<Self, serde_json::Error> {
+        if let Some(Value::Object(metadata)) = manifest.get_mut("metadata") {
+            metadata.remove("managedFields");
+        }
+        let Value::Object(fields) = &manifest else {
             return Err(serde::de::Error::custom(
                 "an object's manifest is a JSON object",
             ));
@@ -53,7 +64,8 @@ impl CachedObject {
             Some(metadata) => Identity::deserialize(metadata)?,
             None => return Err(serde::de::Error::missing_field("metadata")),
         };
-        Ok(Self {
+        let typed = fields.contains_key("apiVersion") && fields.contains_key("kind");
+        Ok(Self(Arc::new(Inner {
             metadata: ObjectMeta {
                 name: identity.name,
                 namespace: identity.namespace,
@@ -62,23 +74,23 @@ impl CachedObject {
                 owner_references: identity.owner_references,
                 ..ObjectMeta::default()
             },
-            manifest: serde_json::to_string(manifest)?.into(),
-            typed: fields.contains_key("apiVersion") && fields.contains_key("kind"),
-        })
+            manifest: serde_json::to_string(&manifest)?.into(),
+            typed,
+        })))
     }
 
-    /// The complete manifest, as JSON text.
+    /// The manifest, as JSON text.
     pub fn manifest(&self) -> &Arc<str> {
-        &self.manifest
+        &self.0.manifest
     }
 
     /// Fills in `apiVersion` and `kind` from `resource` when the manifest lacks them, as items
     /// of a list may (the policy is promised complete manifests).
     pub fn fill_type(&mut self, resource: &ApiResource) {
-        if self.typed {
+        if self.0.typed {
             return;
         }
-        let Ok(Value::Object(mut fields)) = serde_json::from_str::<Value>(&self.manifest) else {
+        let Ok(Value::Object(mut fields)) = serde_json::from_str::<Value>(&self.0.manifest) else {
             return;
         };
         fields
@@ -87,8 +99,9 @@ impl CachedObject {
         fields
             .entry("kind")
             .or_insert_with(|| resource.kind.clone().into());
-        self.manifest = Value::Object(fields).to_string().into();
-        self.typed = true;
+        let inner = Arc::make_mut(&mut self.0);
+        inner.manifest = Value::Object(fields).to_string().into();
+        inner.typed = true;
     }
 }
 
@@ -97,40 +110,40 @@ impl<'de> Deserialize<'de> for CachedObject {
         // Through a `Value`: the object may come buffered (inside a watch event), where a
         // borrowed raw value is not available. The tree is dropped right after.
         let manifest = Value::deserialize(deserializer)?;
-        Self::from_value(&manifest).map_err(serde::de::Error::custom)
+        Self::from_value(manifest).map_err(serde::de::Error::custom)
     }
 }
 
 impl Resource for CachedObject {
-    type DynamicType = ApiResource;
+    type DynamicType = Arc<ApiResource>;
     type Scope = DynamicResourceScope;
 
-    fn kind(resource: &ApiResource) -> Cow<'_, str> {
+    fn kind(resource: &Arc<ApiResource>) -> Cow<'_, str> {
         Cow::Borrowed(&resource.kind)
     }
 
-    fn group(resource: &ApiResource) -> Cow<'_, str> {
+    fn group(resource: &Arc<ApiResource>) -> Cow<'_, str> {
         Cow::Borrowed(&resource.group)
     }
 
-    fn version(resource: &ApiResource) -> Cow<'_, str> {
+    fn version(resource: &Arc<ApiResource>) -> Cow<'_, str> {
         Cow::Borrowed(&resource.version)
     }
 
-    fn api_version(resource: &ApiResource) -> Cow<'_, str> {
+    fn api_version(resource: &Arc<ApiResource>) -> Cow<'_, str> {
         Cow::Borrowed(&resource.api_version)
     }
 
-    fn plural(resource: &ApiResource) -> Cow<'_, str> {
+    fn plural(resource: &Arc<ApiResource>) -> Cow<'_, str> {
         Cow::Borrowed(&resource.plural)
     }
 
     fn meta(&self) -> &ObjectMeta {
-        &self.metadata
+        &self.0.metadata
     }
 
     fn meta_mut(&mut self) -> &mut ObjectMeta {
-        &mut self.metadata
+        &mut Arc::make_mut(&mut self.0).metadata
     }
 }
 
@@ -174,6 +187,19 @@ mod tests {
         assert_eq!(object.resource_version().as_deref(), Some("7"));
         assert_eq!(object.owner_references()[0].name, "o");
         assert!(object.labels().is_empty(), "only the identity is copied");
+    }
+
+    #[test]
+    fn managed_fields_are_left_out() {
+        let object: CachedObject = serde_json::from_value(json!({
+            "metadata": {"name": "s", "managedFields": [{"manager": "kubectl"}]},
+            "data": {},
+        }))
+        .unwrap();
+        assert_eq!(
+            &**object.manifest(),
+            r#"{"data":{},"metadata":{"name":"s"}}"#
+        );
     }
 
     #[test]
