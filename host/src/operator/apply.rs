@@ -167,7 +167,7 @@ async fn apply_one(
                 key,
                 Known {
                     written_version: written.resource_version(),
-                    manifest: serde_json::from_str(written.manifest()).unwrap_or(Value::Null),
+                    manifest: serde_json::from_str(&written.manifest()).unwrap_or(Value::Null),
                 },
             );
             Ok(true)

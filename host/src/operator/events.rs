@@ -1,13 +1,20 @@
-//! Recording Kubernetes events (`events.k8s.io/v1`) through kube's [`Recorder`], reporting as
-//! the operator's `reporter` and `identity`: the policy's events, and the host's Warning events
-//! about failed reconciles. The recorder turns a repeated event into a series (one patch of a
-//! counter) instead of a new object; the reconciler additionally records a repeated failure
-//! only once ([`super::index::TriggerIndex::warn`]).
+//! Recording Kubernetes events (`events.k8s.io/v1`), reporting as the operator's `reporter`
+//! and `identity`: the policy's events, and the host's Warning events about failed reconciles.
+//!
+//! Each event is one create, named like kube's `Recorder` names them. The recorder is not used:
+//! to turn repeats into series it keeps every event it recorded for six minutes (~2.3 KB each,
+//! and the whole cache is walked on every publish), which at 10,000 clusters was the largest
+//! part of the operator's memory after its caches (BENCHMARKS.md). Repeats are rare here anyway:
+//! a policy emits events on transitions, and the reconciler records a repeated failure only once
+//! ([`super::index::TriggerIndex::warn`]).
 
 use capt_policy::{Event, EventType, ObjectRef};
 use k8s_openapi::api::core::v1::ObjectReference;
+use k8s_openapi::api::events::v1::Event as KubeEvent;
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::{MicroTime, ObjectMeta};
+use k8s_openapi::jiff::Timestamp;
 use kube::Client;
-use kube::runtime::events::{Event as KubeEvent, EventType as KubeEventType, Recorder, Reporter};
+use kube::api::{Api, PostParams};
 use prometheus_client::encoding::EncodeLabelSet;
 use prometheus_client::metrics::counter::Counter;
 use prometheus_client::metrics::family::Family;
@@ -32,31 +39,21 @@ pub(crate) enum EventError {
     Api(#[source] kube::Error),
 }
 
-/// Recorders an [`EventPublisher`] spreads its events over, by the object they are about.
-///
-/// kube's [`Recorder`] remembers every event it recorded for six minutes (to turn repeats
-/// into series) and walks that whole cache on every publish: with one recorder, recording the
-/// events of N objects costs O(N²). Each object's events always go to the same recorder, so
-/// series work as before, and each walk covers 1/`RECORDER_SHARDS` of the events.
-const RECORDER_SHARDS: usize = 256;
-
 /// Publishes events, if this replica may write.
 pub(crate) struct EventPublisher {
-    recorders: Vec<Recorder>,
+    client: Client,
+    reporter: String,
+    identity: String,
     gate: LeaderGate,
 }
 
 impl EventPublisher {
     /// A publisher reporting as `reporter` (the controller) and `identity` (the instance).
     pub(crate) fn new(client: Client, reporter: &str, identity: &str, gate: LeaderGate) -> Self {
-        let reporter = Reporter {
-            controller: reporter.to_owned(),
-            instance: Some(identity.to_owned()),
-        };
         Self {
-            recorders: (0..RECORDER_SHARDS)
-                .map(|_| Recorder::new(client.clone(), reporter.clone()))
-                .collect(),
+            client,
+            reporter: reporter.to_owned(),
+            identity: identity.to_owned(),
             gate,
         }
     }
@@ -68,14 +65,10 @@ impl EventPublisher {
         uid: Option<String>,
         metrics: &EventMetrics,
     ) -> Result<(), EventError> {
-        let event_type = match event.event_type {
-            EventType::Normal => KubeEventType::Normal,
-            EventType::Warning => KubeEventType::Warning,
-        };
         self.record(
             &event.regarding,
             uid,
-            event_type,
+            event.event_type,
             &event.reason,
             &event.message,
             metrics,
@@ -92,22 +85,15 @@ impl EventPublisher {
         message: &str,
         metrics: &EventMetrics,
     ) -> Result<(), EventError> {
-        self.record(
-            regarding,
-            uid,
-            KubeEventType::Warning,
-            reason,
-            message,
-            metrics,
-        )
-        .await
+        self.record(regarding, uid, EventType::Warning, reason, message, metrics)
+            .await
     }
 
     async fn record(
         &self,
         regarding: &ObjectRef,
         uid: Option<String>,
-        event_type: KubeEventType,
+        event_type: EventType,
         reason: &str,
         message: &str,
         metrics: &EventMetrics,
@@ -115,27 +101,38 @@ impl EventPublisher {
         if !self.gate.is_open() {
             return Err(EventError::NotLeader);
         }
-        let reference = ObjectReference {
-            api_version: Some(regarding.api_version.clone()),
-            kind: Some(regarding.kind.clone()),
-            namespace: regarding.namespace.clone(),
-            name: Some(regarding.name.clone()),
-            uid,
-            ..ObjectReference::default()
-        };
-        let event = KubeEvent {
-            type_: event_type,
-            reason: reason.to_owned(),
-            note: Some(truncate(message, NOTE_BYTES).to_owned()),
-            action: ACTION.to_owned(),
-            secondary: None,
-        };
         let type_label = match event_type {
-            KubeEventType::Normal => "Normal",
-            KubeEventType::Warning => "Warning",
+            EventType::Normal => "Normal",
+            EventType::Warning => "Warning",
         };
-        self.recorder(regarding)
-            .publish(&event, &reference)
+        let now = Timestamp::now();
+        // Events of cluster-scoped objects go to `default`, as kube's recorder puts them.
+        let namespace = regarding.namespace.as_deref().unwrap_or("default");
+        let event = KubeEvent {
+            metadata: ObjectMeta {
+                name: Some(format!("{}.{:x}", regarding.name, now.as_nanosecond())),
+                namespace: Some(namespace.to_owned()),
+                ..ObjectMeta::default()
+            },
+            action: Some(ACTION.to_owned()),
+            reason: Some(reason.to_owned()),
+            note: Some(truncate(message, NOTE_BYTES).to_owned()),
+            type_: Some(type_label.to_owned()),
+            event_time: Some(MicroTime(now)),
+            regarding: Some(ObjectReference {
+                api_version: Some(regarding.api_version.clone()),
+                kind: Some(regarding.kind.clone()),
+                namespace: regarding.namespace.clone(),
+                name: Some(regarding.name.clone()),
+                uid,
+                ..ObjectReference::default()
+            }),
+            reporting_controller: Some(self.reporter.clone()),
+            reporting_instance: Some(self.identity.clone()),
+            ..KubeEvent::default()
+        };
+        Api::<KubeEvent>::namespaced(self.client.clone(), namespace)
+            .create(&PostParams::default(), &event)
             .await
             .map_err(EventError::Api)?;
         metrics
@@ -143,17 +140,6 @@ impl EventPublisher {
             .get_or_create(&TypeLabels { r#type: type_label })
             .inc();
         Ok(())
-    }
-}
-
-impl EventPublisher {
-    /// The recorder of the events about `regarding`.
-    fn recorder(&self, regarding: &ObjectRef) -> &Recorder {
-        use std::hash::{Hash as _, Hasher as _};
-        let mut hasher = std::hash::DefaultHasher::new();
-        regarding.hash(&mut hasher);
-        // The remainder is below RECORDER_SHARDS: the cast cannot truncate.
-        &self.recorders[(hasher.finish() % RECORDER_SHARDS as u64) as usize]
     }
 }
 

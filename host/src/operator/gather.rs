@@ -88,23 +88,24 @@ impl ObjectSource for Gatherer<'_> {
             return Err(UndeclaredKind(reference.clone()).into());
         };
         let (manifest, watched) = match lookup {
-            Lookup::Cached(object) => (object.map(|o| o.manifest().clone()), true),
+            Lookup::Cached(object) => (object.map(|o| o.manifest()), true),
             Lookup::Uncached(api) => {
                 let object = self.runtime.block_on(api.get_opt(&key.name))?;
                 let manifest = object.map(|mut o| {
                     o.fill_type(&info.api_resource);
-                    o.manifest().clone()
+                    o.manifest()
                 });
                 (manifest, false)
             }
         };
         let mut reads = self.reads.borrow_mut();
-        let text = manifest.as_deref().map(str::to_owned);
-        if let Some(manifest) = manifest {
-            reads.observed.insert(key.clone(), manifest);
+        if let Some(manifest) = &manifest {
+            reads
+                .observed
+                .insert(key.clone(), Arc::from(manifest.as_str()));
         }
         reads.keys.insert(key, watched);
-        Ok(text)
+        Ok(manifest)
     }
 }
 

@@ -17,6 +17,7 @@
 //! that mention it.
 
 use std::collections::{HashMap, HashSet};
+use std::sync::Arc;
 
 use super::kinds::ObjectKey;
 
@@ -26,7 +27,8 @@ pub type Warning = (String, String);
 /// What the operator keeps about one trigger.
 #[derive(Debug, Default)]
 struct Entry {
-    reads: HashSet<ObjectKey>,
+    /// What the last reconcile read of watched kinds (each key shared with `readers`).
+    reads: Vec<Arc<ObjectKey>>,
     /// What the last reconcile read of kinds that are not watched (they trigger nothing).
     unwatched: Vec<ObjectKey>,
     failures: u32,
@@ -34,10 +36,14 @@ struct Entry {
 }
 
 /// Per-trigger state and the reverse dependency map. See the module docs for the bound.
+///
+/// Every object appears once as an `Arc<ObjectKey>`, shared by the forward and the reverse
+/// map: at 10,000 clusters the index holds some 100,000 edges, and a key is four strings.
 #[derive(Debug, Default)]
 pub struct TriggerIndex {
-    triggers: HashMap<ObjectKey, Entry>,
-    readers: HashMap<ObjectKey, HashSet<ObjectKey>>,
+    triggers: HashMap<Arc<ObjectKey>, Entry>,
+    /// The triggers that read each object (a handful each: a list, not a set).
+    readers: HashMap<Arc<ObjectKey>, Vec<Arc<ObjectKey>>>,
     /// The number of (object, reader) pairs in `readers`, kept as they change: every reconcile
     /// reports it, and counting it there would cost a walk over the whole index.
     edges: usize,
@@ -46,48 +52,51 @@ pub struct TriggerIndex {
 impl TriggerIndex {
     /// Replaces what `trigger`'s reconciles read with `reads` (the trigger itself is ignored).
     pub fn record_reads(&mut self, trigger: &ObjectKey, reads: HashSet<ObjectKey>) {
+        let trigger = self.shared(trigger);
+        let mut reads: Vec<_> = reads
+            .iter()
+            .filter(|read| *read != &*trigger)
+            .map(|read| self.shared(read))
+            .collect();
+        reads.shrink_to_fit();
         let entry = self.triggers.entry(trigger.clone()).or_default();
-        for stale in entry.reads.difference(&reads) {
-            if unlink(&mut self.readers, stale, trigger) {
+        let old = std::mem::replace(&mut entry.reads, reads);
+        let new = &entry.reads;
+        for stale in old.iter().filter(|read| !new.contains(read)) {
+            if unlink(&mut self.readers, stale, &trigger) {
                 self.edges -= 1;
             }
         }
-        for added in reads.difference(&entry.reads) {
-            if added != trigger
-                && self
-                    .readers
-                    .entry(added.clone())
-                    .or_default()
-                    .insert(trigger.clone())
-            {
+        for added in new.iter().filter(|read| !old.contains(read)) {
+            let readers = self.readers.entry(added.clone()).or_default();
+            if !readers.contains(&trigger) {
+                readers.push(trigger.clone());
                 self.edges += 1;
             }
         }
-        entry.reads = reads;
-        entry.reads.remove(trigger);
     }
 
     /// Replaces what `trigger`'s reconciles read of kinds that are not watched.
     pub fn record_unwatched_reads(&mut self, trigger: &ObjectKey, reads: Vec<ObjectKey>) {
-        self.triggers.entry(trigger.clone()).or_default().unwatched = reads;
+        self.entry(trigger).unwatched = reads;
     }
 
     /// Everything `trigger`'s last reconcile read, watched or not (the trigger excluded): what
     /// its next reconcile most likely needs.
     pub fn last_reads(&self, trigger: &ObjectKey) -> Vec<ObjectKey> {
         self.triggers.get(trigger).map_or_else(Vec::new, |entry| {
-            entry
-                .reads
-                .iter()
-                .chain(&entry.unwatched)
-                .cloned()
-                .collect()
+            let watched = entry.reads.iter().map(|read| &**read);
+            watched.chain(&entry.unwatched).cloned().collect()
         })
     }
 
     /// The triggers whose last reconcile read `object`.
     pub fn readers_of(&self, object: &ObjectKey) -> impl Iterator<Item = &ObjectKey> {
-        self.readers.get(object).into_iter().flatten()
+        self.readers
+            .get(object)
+            .into_iter()
+            .flatten()
+            .map(|reader| &**reader)
     }
 
     /// Forgets everything about `trigger` (it was deleted).
@@ -103,7 +112,7 @@ impl TriggerIndex {
 
     /// Counts a failed reconcile of `trigger`; returns the failures in a row, this one included.
     pub fn failed(&mut self, trigger: &ObjectKey) -> u32 {
-        let entry = self.triggers.entry(trigger.clone()).or_default();
+        let entry = self.entry(trigger);
         entry.failures = entry.failures.saturating_add(1);
         entry.failures
     }
@@ -124,7 +133,7 @@ impl TriggerIndex {
     /// Remembers `warning` as the last one recorded about `trigger`; false when it is the
     /// same as the last one (it need not be recorded again).
     pub fn warn(&mut self, trigger: &ObjectKey, warning: Warning) -> bool {
-        let entry = self.triggers.entry(trigger.clone()).or_default();
+        let entry = self.entry(trigger);
         if entry.warning.as_ref() == Some(&warning) {
             return false;
         }
@@ -136,22 +145,40 @@ impl TriggerIndex {
     pub fn size(&self) -> (usize, usize) {
         (self.triggers.len(), self.edges)
     }
+
+    /// The entry of `trigger`, created if needed.
+    fn entry(&mut self, trigger: &ObjectKey) -> &mut Entry {
+        let trigger = self.shared(trigger);
+        self.triggers.entry(trigger).or_default()
+    }
+
+    /// The index's own copy of `key`, if it has one, else a new one.
+    fn shared(&self, key: &ObjectKey) -> Arc<ObjectKey> {
+        self.readers
+            .get_key_value(key)
+            .map(|(shared, _)| shared)
+            .or_else(|| self.triggers.get_key_value(key).map(|(shared, _)| shared))
+            .map_or_else(|| Arc::new(key.clone()), Arc::clone)
+    }
 }
 
 /// Removes `trigger` from the readers of `object`; true if it was one.
 fn unlink(
-    readers: &mut HashMap<ObjectKey, HashSet<ObjectKey>>,
+    readers: &mut HashMap<Arc<ObjectKey>, Vec<Arc<ObjectKey>>>,
     object: &ObjectKey,
     trigger: &ObjectKey,
 ) -> bool {
-    let Some(set) = readers.get_mut(object) else {
+    let Some(list) = readers.get_mut(object) else {
         return false;
     };
-    let removed = set.remove(trigger);
-    if set.is_empty() {
+    let Some(position) = list.iter().position(|reader| **reader == *trigger) else {
+        return false;
+    };
+    list.swap_remove(position);
+    if list.is_empty() {
         readers.remove(object);
     }
-    removed
+    true
 }
 
 #[cfg(test)]

@@ -17,7 +17,7 @@
 //!      │                reconcile ── rounds over the cache (GET for unwatched kinds) ──▶ policy
 //!      │                   │
 //!      └──── patches ◀── apply (no-op skipped, resourceVersion-chained, leader gate)
-//!            events  ◀── events (Recorder)
+//!            events  ◀── events (one create each)
 //! ```
 //!
 //! One module per job: [`config`](OperatorConfig), `kinds` (discovery), `object` (objects as

@@ -1,15 +1,15 @@
 //! [`CachedObject`]: an object as the operator holds it, in its caches and from its reads and
-//! writes: the manifest as JSON text, and a copy of the few metadata fields the operator
-//! itself uses.
+//! writes: the manifest as JSON text, LZ4-compressed, and a copy of the few metadata fields
+//! the operator itself uses.
 //!
-//! The text is what the policy receives, so a reconcile hands cached objects over without
-//! converting them. It is also about a ninth of the memory of a `DynamicObject`, whose
-//! `serde_json::Value` tree costs ~8.9 KB of heap for an object of ~1 KB of JSON (BENCHMARKS.md,
-//! "Operator at scale"): the caches hold every watched object, so this decides the operator's
-//! memory. For the same reason `metadata.managedFields` (often larger than the rest of an
-//! object, and of no use to a status policy) is left out, and clones share one allocation
-//! (kube's stores and the dispatcher clone objects), as do the kind handles in kube's
-//! per-object store keys ([`Resource::DynamicType`] is an `Arc`).
+//! The caches hold every watched object, so this form decides the operator's memory
+//! (BENCHMARKS.md, "Operator at scale"). A `DynamicObject`'s `serde_json::Value` tree costs
+//! ~8.9 KB of heap for an object of ~1 KB of JSON; the text is what the policy receives
+//! anyway, and compressed it is about half again (decompressing the few objects of a reconcile
+//! costs microseconds). For the same reason `metadata.managedFields` (often larger than the
+//! rest of an object, and of no use to a status policy) is left out, clones share one
+//! allocation (kube's stores and the dispatcher clone objects), and so do the kind handles in
+//! kube's per-object store keys ([`Resource::DynamicType`] is an `Arc`).
 
 use std::borrow::Cow;
 use std::sync::Arc;
@@ -23,16 +23,17 @@ use serde_json::Value;
 /// One object: its manifest as JSON text and the metadata the operator reads. Clones share
 /// one allocation.
 ///
-/// [`Resource::meta`] holds only `name`, `namespace`, `uid`, `resourceVersion` and
-/// `ownerReferences` (kube's reflector, watcher and controller need no more); every other
-/// field, metadata included, is in the [`manifest`](CachedObject::manifest) text only.
+/// [`Resource::meta`] holds only `name`, `namespace`, `resourceVersion` and `ownerReferences`
+/// without their uids (kube's reflector, watcher and controller need no more); every other
+/// field, metadata included, is in the [`manifest`](CachedObject::manifest) only.
 #[derive(Debug, Clone)]
 pub struct CachedObject(Arc<Inner>);
 
 #[derive(Debug, Clone)]
 struct Inner {
     metadata: ObjectMeta,
-    manifest: Arc<str>,
+    /// The manifest's JSON text, LZ4 block-compressed with its length prepended.
+    compressed: Box<[u8]>,
     /// True when the manifest has both `apiVersion` and `kind` (list items may lack them).
     typed: bool,
 }
@@ -43,7 +44,6 @@ struct Inner {
 struct Identity {
     name: Option<String>,
     namespace: Option<String>,
-    uid: Option<String>,
     resource_version: Option<String>,
     owner_references: Option<Vec<OwnerReference>>,
 }
@@ -65,23 +65,37 @@ impl CachedObject {
             None => return Err(serde::de::Error::missing_field("metadata")),
         };
         let typed = fields.contains_key("apiVersion") && fields.contains_key("kind");
+        let owners = identity.owner_references.map(|owners| {
+            owners
+                .into_iter()
+                .map(|owner| OwnerReference {
+                    uid: String::new(),
+                    ..owner
+                })
+                .collect()
+        });
         Ok(Self(Arc::new(Inner {
             metadata: ObjectMeta {
                 name: identity.name,
                 namespace: identity.namespace,
-                uid: identity.uid,
                 resource_version: identity.resource_version,
-                owner_references: identity.owner_references,
+                owner_references: owners,
                 ..ObjectMeta::default()
             },
-            manifest: serde_json::to_string(&manifest)?.into(),
+            compressed: compress(&serde_json::to_string(&manifest)?),
             typed,
         })))
     }
 
     /// The manifest, as JSON text.
-    pub fn manifest(&self) -> &Arc<str> {
-        &self.0.manifest
+    pub fn manifest(&self) -> String {
+        decompress(&self.0.compressed)
+    }
+
+    /// `metadata.uid`, read from the manifest.
+    pub fn uid(&self) -> Option<String> {
+        let manifest: Value = serde_json::from_str(&self.manifest()).ok()?;
+        Some(manifest.get("metadata")?.get("uid")?.as_str()?.to_owned())
     }
 
     /// Fills in `apiVersion` and `kind` from `resource` when the manifest lacks them, as items
@@ -90,7 +104,7 @@ impl CachedObject {
         if self.0.typed {
             return;
         }
-        let Ok(Value::Object(mut fields)) = serde_json::from_str::<Value>(&self.0.manifest) else {
+        let Ok(Value::Object(mut fields)) = serde_json::from_str::<Value>(&self.manifest()) else {
             return;
         };
         fields
@@ -100,9 +114,26 @@ impl CachedObject {
             .entry("kind")
             .or_insert_with(|| resource.kind.clone().into());
         let inner = Arc::make_mut(&mut self.0);
-        inner.manifest = Value::Object(fields).to_string().into();
+        inner.compressed = compress(&Value::Object(fields).to_string());
         inner.typed = true;
     }
+}
+
+fn compress(text: &str) -> Box<[u8]> {
+    lz4_flex::compress_prepend_size(text.as_bytes()).into_boxed_slice()
+}
+
+/// The text [`compress`] compressed. It cannot fail on what `compress` wrote; if it ever did,
+/// the manifest reads as `{}` (the policy then reports an invalid object) rather than the
+/// operator panicking.
+fn decompress(compressed: &[u8]) -> String {
+    lz4_flex::decompress_size_prepended(compressed)
+        .ok()
+        .and_then(|bytes| String::from_utf8(bytes).ok())
+        .unwrap_or_else(|| {
+            tracing::error!("a cached manifest could not be decompressed");
+            "{}".to_owned()
+        })
 }
 
 impl<'de> Deserialize<'de> for CachedObject {
@@ -177,7 +208,7 @@ mod tests {
         });
         let object: CachedObject = serde_json::from_value(manifest.clone()).unwrap();
         assert_eq!(
-            serde_json::from_str::<Value>(object.manifest()).unwrap(),
+            serde_json::from_str::<Value>(&object.manifest()).unwrap(),
             manifest
         );
         assert_eq!(
@@ -186,6 +217,10 @@ mod tests {
         );
         assert_eq!(object.resource_version().as_deref(), Some("7"));
         assert_eq!(object.owner_references()[0].name, "o");
+        assert!(
+            object.owner_references()[0].uid.is_empty(),
+            "owners without uids"
+        );
         assert!(object.labels().is_empty(), "only the identity is copied");
     }
 
@@ -196,10 +231,7 @@ mod tests {
             "data": {},
         }))
         .unwrap();
-        assert_eq!(
-            &**object.manifest(),
-            r#"{"data":{},"metadata":{"name":"s"}}"#
-        );
+        assert_eq!(object.manifest(), r#"{"data":{},"metadata":{"name":"s"}}"#);
     }
 
     #[test]
@@ -207,7 +239,7 @@ mod tests {
         let mut item: CachedObject =
             serde_json::from_value(json!({"metadata": {"name": "s"}, "data": {}})).unwrap();
         item.fill_type(&secrets());
-        let filled: Value = serde_json::from_str(item.manifest()).unwrap();
+        let filled: Value = serde_json::from_str(&item.manifest()).unwrap();
         assert_eq!(
             (&filled["apiVersion"], &filled["kind"]),
             (&json!("v1"), &json!("Secret"))
@@ -216,11 +248,7 @@ mod tests {
         let text = r#"{"apiVersion":"v2","kind":"Other","metadata":{"name":"s"}}"#;
         let mut typed: CachedObject = serde_json::from_str(text).unwrap();
         typed.fill_type(&secrets());
-        assert_eq!(
-            &**typed.manifest(),
-            text,
-            "a typed manifest is left as it is"
-        );
+        assert_eq!(typed.manifest(), text, "a typed manifest is left as it is");
     }
 
     #[test]
