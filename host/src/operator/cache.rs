@@ -14,11 +14,11 @@ use std::collections::HashMap;
 use std::sync::Arc;
 
 use futures::StreamExt as _;
-use kube::Client;
 use kube::api::Api;
 use kube::runtime::reflector::Store;
 use kube::runtime::reflector::store::Writer;
 use kube::runtime::{WatchStreamExt as _, watcher};
+use kube::{Client, ResourceExt as _};
 use tokio::task::JoinHandle;
 use tracing::Instrument as _;
 
@@ -121,6 +121,14 @@ impl Cache {
             _ => Lookup::Uncached(Box::new(info.api(&self.client, key.namespace.as_deref()))),
         };
         Some((info, lookup))
+    }
+
+    /// The resourceVersion of a cached object; `None` when it is not in the cache.
+    pub(crate) fn version(&self, key: &ObjectKey) -> Option<String> {
+        match self.lookup(key)? {
+            (_, Lookup::Cached(object)) => object?.resource_version(),
+            (_, Lookup::Uncached(_)) => None,
+        }
     }
 
     /// The uid of a cached object (events name it), if known.

@@ -185,6 +185,12 @@ impl Dispatcher {
         self.request(&state, &key, targets);
     }
 
+    /// Requests another reconcile of `trigger` (in the current term).
+    pub(crate) fn request_again(&self, trigger: &ObjectKey) {
+        let state = lock(&self.state);
+        self.request(&state, trigger, vec![trigger.clone()]);
+    }
+
     /// Marks a write of `object` by `writer`'s reconcile as in flight until the returned guard
     /// is finished (or dropped, as a failed write). Meanwhile the object's changes are held.
     pub(crate) fn writing(self: &Arc<Self>, object: ObjectKey, writer: ObjectKey) -> OwnWrite {

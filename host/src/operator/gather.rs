@@ -13,6 +13,7 @@ use std::sync::Arc;
 use std::time::Instant;
 
 use capt_policy::{Metadata, ObjectRef, Request, Response};
+use kube::ResourceExt as _;
 use prometheus_client::metrics::histogram::{Histogram, exponential_buckets};
 use prometheus_client::registry::Registry;
 use tokio::runtime::Handle;
@@ -25,14 +26,33 @@ use crate::rounds::ObjectSource;
 /// What one reconcile read.
 #[derive(Debug, Default)]
 pub(crate) struct Reads {
-    /// Every object asked for, found or missing, with whether its kind is watched (only
-    /// watched objects can trigger reconciles when they change).
-    pub(crate) keys: HashMap<ObjectKey, bool>,
+    /// Every object asked for, found or missing, and how it was read (only objects of watched
+    /// kinds can trigger reconciles when they change).
+    pub(crate) keys: HashMap<ObjectKey, Read>,
     /// The manifest handed to the policy (JSON text), for each object found.
     pub(crate) observed: HashMap<ObjectKey, Arc<str>>,
 }
 
+/// How one object was read.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) enum Read {
+    /// From the cache of its (watched) kind, at this resourceVersion; `None`: it did not exist.
+    Cached(Option<String>),
+    /// With a GET: its kind is not watched.
+    Fetched,
+}
+
 impl Reads {
+    /// True when an object read from the cache has changed there since (or appeared, or
+    /// gone). A change that came between the read and the recording of the reads as the
+    /// trigger's dependencies re-triggered nothing, so the caller asks for another reconcile.
+    pub(crate) fn changed_since(&self, cache: &Cache) -> bool {
+        self.keys.iter().any(|(key, read)| match read {
+            Read::Cached(version) => cache.version(key) != *version,
+            Read::Fetched => false,
+        })
+    }
+
     /// The objects whose changes must trigger the trigger again: the watched ones.
     pub(crate) fn watched(&self) -> HashSet<ObjectKey> {
         self.of_kinds(true).collect()
@@ -46,7 +66,7 @@ impl Reads {
     fn of_kinds(&self, watched: bool) -> impl Iterator<Item = ObjectKey> + '_ {
         self.keys
             .iter()
-            .filter(move |(_, w)| **w == watched)
+            .filter(move |(_, read)| matches!(read, Read::Cached(_)) == watched)
             .map(|(key, _)| key.clone())
     }
 }
@@ -87,15 +107,18 @@ impl ObjectSource for Gatherer<'_> {
         let Some((info, lookup)) = self.cache.lookup(&key) else {
             return Err(UndeclaredKind(reference.clone()).into());
         };
-        let (manifest, watched) = match lookup {
-            Lookup::Cached(object) => (object.map(|o| o.manifest()), true),
+        let (manifest, read) = match lookup {
+            Lookup::Cached(object) => {
+                let version = object.as_ref().and_then(|o| o.resource_version());
+                (object.map(|o| o.manifest()), Read::Cached(version))
+            }
             Lookup::Uncached(api) => {
                 let object = self.runtime.block_on(api.get_opt(&key.name))?;
                 let manifest = object.map(|mut o| {
                     o.fill_type(&info.api_resource);
                     o.manifest()
                 });
-                (manifest, false)
+                (manifest, Read::Fetched)
             }
         };
         let mut reads = self.reads.borrow_mut();
@@ -104,7 +127,7 @@ impl ObjectSource for Gatherer<'_> {
                 .observed
                 .insert(key.clone(), Arc::from(manifest.as_str()));
         }
-        reads.keys.insert(key, watched);
+        reads.keys.insert(key, read);
         Ok(manifest)
     }
 }

@@ -16,6 +16,10 @@
 //! dependencies, again: a dependency the policy stopped needing stays while the object exists
 //! (costing at most extra reconciles, never a wrong one).
 //!
+//! A change that reaches the cache while a reconcile reads, before its reads are recorded as
+//! the trigger's dependencies, re-triggers nothing by itself; so once they are recorded, an
+//! object read at another version than the cache now holds asks for one more reconcile.
+//!
 //! Failures are logged, counted (`reconcile_errors_total{kind,error}`) and, unless they are
 //! part of normal operation (conflicts, a lost Lease), recorded once as a Warning event on the
 //! trigger. [`error_policy`] requeues after the per-object backoff.
@@ -158,6 +162,10 @@ async fn run(
         index.record_unwatched_reads(key, reads.unwatched());
         index.size()
     };
+    if reads.changed_since(&ctx.cache) {
+        tracing::debug!("an object changed while it was read: reconciling again");
+        ctx.dispatcher.request_again(key);
+    }
     ctx.metrics.reconcile.index_size(triggers, edges);
     let response = match outcome {
         Ok(response) => response,
