@@ -22,8 +22,13 @@ mod common;
 #[allow(dead_code)]
 #[path = "../shared/capt.rs"]
 mod capt;
-use common::eventually;
+use common::{PATIENCE, eventually};
+
 mod faults;
+/// Test plumbing, shared with the other operator test binary (each uses a subset).
+#[allow(dead_code)]
+#[path = "../shared/harness.rs"]
+mod harness;
 mod invalid;
 mod leader;
 mod retrigger;

@@ -38,4 +38,9 @@ mod support;
 #[allow(dead_code)]
 #[path = "../shared/capt.rs"]
 mod capt;
-use support::eventually;
+use support::{PATIENCE, eventually};
+
+/// Test plumbing, shared with the other operator test binary (each uses a subset).
+#[allow(dead_code)]
+#[path = "../shared/harness.rs"]
+mod harness;

@@ -1,26 +1,25 @@
 //! Shared by the hot-swap tests: the in-process API server with the CAPT CRDs, one engine for
 //! every module of this binary, module files in temporary directories, operators that swap,
-//! CAPT objects and the test's part of Crossplane (copied from the operator tests, which are
-//! another binary), polling, `/policy`, metrics and HTTP helpers.
+//! CAPT objects and the test's part of Crossplane (`../shared/capt.rs`), `/policy` and metrics
+//! helpers; the plumbing both binaries share is `../shared/harness.rs`.
 
-use std::future::Future;
 use std::path::{Path, PathBuf};
 use std::sync::OnceLock;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::Duration;
 
 pub use crate::capt::*;
+pub use crate::harness::{eventually, http_get, metric, server, trace, within};
 
 use capt_host::operator::{Operator, OperatorConfig, Reconciled, RetryPolicy};
 use capt_host::swap::{Canary, EventTarget, PolicyReport, SwapConfig, Swapper};
-use capt_host::{DEFAULT_POLICY, Engine, Limits, manifests};
+use capt_host::{DEFAULT_POLICY, Engine, Limits};
 use inproc_apiserver::ApiServer;
 use k8s_openapi::api::events::v1::Event;
 use kube::Client;
 use kube::api::{Api, DynamicObject, Patch, PatchParams};
 use serde_json::{Value, json};
 use sha2::{Digest as _, Sha256};
-use tokio::io::{AsyncReadExt as _, AsyncWriteExt as _};
 use tokio::sync::broadcast;
 
 pub use policy_fixture_artifacts as fixtures;
@@ -35,37 +34,6 @@ pub const SETTINGS: &str = "pollInterval: 1h\n";
 
 /// The Pod swap events are recorded about.
 pub const POD: &str = "capt-status-0";
-
-/// The CRDs the operator and the tests need.
-const CRDS: [&str; 6] = [
-    include_str!(
-        "../../../policies/capt-status/crds/infrastructure.cluster.x-k8s.io_captclusters.yaml"
-    ),
-    include_str!(
-        "../../../policies/capt-status/crds/controlplane.cluster.x-k8s.io_captcontrolplanes.yaml"
-    ),
-    include_str!(
-        "../../../policies/capt-status/crds/infrastructure.cluster.x-k8s.io_workspacetemplates.yaml"
-    ),
-    include_str!(
-        "../../../policies/capt-status/crds/infrastructure.cluster.x-k8s.io_workspacetemplateapplies.yaml"
-    ),
-    include_str!("../../../policies/capt-status/crds/test-only/cluster.x-k8s.io_clusters.yaml"),
-    include_str!("../../../policies/capt-status/crds/test-only/tf.upbound.io_workspaces.yaml"),
-];
-
-/// A fresh API server with the CRDs installed.
-pub async fn server() -> ApiServer {
-    let server = ApiServer::start().await.expect("the API server starts");
-    let mut crds = Vec::new();
-    for text in CRDS {
-        crds.extend(manifests::parse(text).expect("the CRD files are YAML"));
-    }
-    manifests::create(&server.client(), &crds)
-        .await
-        .expect("the CRDs are installed");
-    server
-}
 
 /// The engine every module of this binary runs in (several operators run at once: room for
 /// all their calls).
@@ -213,27 +181,6 @@ pub async fn start(
     (operator, reconciles)
 }
 
-/// Awaits `future`, failing the test after [`PATIENCE`].
-pub async fn within<T>(what: &str, future: impl Future<Output = T>) -> T {
-    tokio::time::timeout(PATIENCE, future)
-        .await
-        .unwrap_or_else(|_| panic!("timed out after {PATIENCE:?} waiting for {what}"))
-}
-
-/// Polls `condition` every 50 ms until it holds, failing the test after [`PATIENCE`].
-pub async fn eventually<F, Fut>(what: &str, mut condition: F)
-where
-    F: FnMut() -> Fut,
-    Fut: Future<Output = bool>,
-{
-    within(what, async {
-        while !condition().await {
-            tokio::time::sleep(Duration::from_millis(50)).await;
-        }
-    })
-    .await;
-}
-
 /// Waits until `/policy` (read over HTTP) satisfies `condition`; returns that report.
 pub async fn policy_until(
     operator: &Operator,
@@ -262,25 +209,6 @@ pub async fn policy_until(
     }
 }
 
-/// The sum of the samples of `name` whose labels include every `labels` pair.
-pub fn metric(text: &str, name: &str, labels: &[(&str, &str)]) -> f64 {
-    text.lines()
-        .filter(|line| !line.starts_with('#'))
-        .filter_map(|line| {
-            let (series, value) = line.rsplit_once(' ')?;
-            let (metric, series_labels) = match series.split_once('{') {
-                Some((metric, rest)) => (metric, rest.trim_end_matches('}')),
-                None => (series, ""),
-            };
-            let matches = metric == name
-                && labels
-                    .iter()
-                    .all(|(k, v)| series_labels.contains(&format!("{k}=\"{v}\"")));
-            matches.then(|| value.parse::<f64>().ok()).flatten()
-        })
-        .sum()
-}
-
 /// Failed reconciles in `text` (metrics), conflicts excepted: a 409 is part of normal
 /// operation (the trigger is reconciled again at once from fresh data), not an error.
 pub fn reconcile_errors(text: &str) -> f64 {
@@ -290,27 +218,6 @@ pub fn reconcile_errors(text: &str) -> f64 {
             "capt_host_reconcile_errors_total",
             &[("error", "conflict")],
         )
-}
-
-/// A plain HTTP/1.1 GET: the status code and the body.
-pub async fn http_get(addr: std::net::SocketAddr, path: &str) -> (u16, String) {
-    let mut stream = tokio::net::TcpStream::connect(addr)
-        .await
-        .expect("connects");
-    let request = format!("GET {path} HTTP/1.1\r\nHost: localhost\r\nConnection: close\r\n\r\n");
-    stream.write_all(request.as_bytes()).await.expect("sends");
-    let mut response = String::new();
-    stream.read_to_string(&mut response).await.expect("reads");
-    let code = response
-        .split_whitespace()
-        .nth(1)
-        .and_then(|c| c.parse().ok())
-        .expect("a status line");
-    let body = response
-        .split_once("\r\n\r\n")
-        .map(|(_, body)| body.to_owned())
-        .unwrap_or_default();
-    (code, body)
 }
 
 /// Counts reconcile reports by result, in the background, until dropped.
@@ -396,12 +303,4 @@ pub async fn annotate(api: &Api<DynamicObject>, name: &str, annotations: Value) 
     )
     .await
     .unwrap_or_else(|e| panic!("annotating {name} failed: {e}"));
-}
-
-/// Logs to the test output (RUST_LOG), once.
-pub fn trace() {
-    let _ = tracing_subscriber::fmt()
-        .with_env_filter(tracing_subscriber::EnvFilter::from_default_env())
-        .with_test_writer()
-        .try_init();
 }
