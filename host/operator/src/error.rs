@@ -1,0 +1,195 @@
+//! The operator's errors: [`ReconcileError`] (one reconcile failed; sorted into transient and
+//! terminal, which drives the backoff) and [`OperatorError`] (the operator could not run).
+
+use std::net::SocketAddr;
+
+use capt_policy::ObjectRef;
+
+use capt_host_core::rounds::RoundError;
+
+/// Why one reconcile failed. A failed reconcile is retried with a per-object backoff
+/// ([`super::RetryPolicy`]); [`ReconcileError::is_transient`] chooses the delay.
+#[derive(Debug, thiserror::Error)]
+pub enum ReconcileError {
+    /// Gathering the objects or calling the policy failed (see [`RoundError::is_transient`]).
+    #[error("the reconcile failed")]
+    Rounds(#[source] RoundError),
+    /// A patch's object changed since the version the policy computed from: the rest of the
+    /// response was not applied; the trigger is reconciled again once re-read. Transient.
+    #[error("{target} changed since it was read (409 Conflict)")]
+    Conflict {
+        /// The patched object.
+        target: ObjectRef,
+    },
+    /// The API server refused or failed a write.
+    #[error("patching {target} failed")]
+    Write {
+        /// The patched object.
+        target: ObjectRef,
+        /// The API error.
+        #[source]
+        source: kube::Error,
+    },
+    /// The policy patched an object of a kind it does not declare in its metadata. Terminal.
+    #[error("the policy patched {0}, whose kind is not among its triggers or reads")]
+    UndeclaredKind(ObjectRef),
+    /// The policy's merge patch is not a JSON object. Terminal.
+    #[error("the policy's merge patch for {target} is invalid: {reason}")]
+    InvalidPatch {
+        /// The patched object.
+        target: ObjectRef,
+        /// What is wrong with it.
+        reason: String,
+    },
+    /// This replica lost (or does not hold) the leader Lease: it does not write.
+    #[error("not the leader: writes are stopped")]
+    NotLeader,
+    /// The task running the policy panicked or was cancelled: a host defect. Transient.
+    #[error("the policy task failed")]
+    Task(#[source] tokio::task::JoinError),
+}
+
+impl ReconcileError {
+    /// True when reconciling again unchanged may succeed.
+    pub fn is_transient(&self) -> bool {
+        match self {
+            Self::Rounds(error) => error.is_transient(),
+            Self::Write { source, .. } => is_transient_api_error(source),
+            Self::Conflict { .. } | Self::NotLeader | Self::Task(_) => true,
+            Self::UndeclaredKind(_) | Self::InvalidPatch { .. } => false,
+        }
+    }
+
+    /// What the Warning event about this failure says: the error and its causes, except the
+    /// round a policy failed in, which depends on what the host fetched up front (so the same
+    /// failure repeating itself reads the same, and is recorded once).
+    pub fn note(&self) -> String {
+        match self {
+            Self::Rounds(RoundError::Policy { source, .. }) => {
+                format!("{self}: the policy failed: {}", capt_host_core::error_chain(source))
+            }
+            _ => capt_host_core::error_chain(self),
+        }
+    }
+
+    /// A short, fixed name for the `error` label of `reconcile_errors_total`.
+    pub fn label(&self) -> &'static str {
+        match self {
+            Self::Rounds(RoundError::Policy { source, .. }) => source.kind(),
+            Self::Rounds(RoundError::TooManyRounds { .. }) => "too_many_rounds",
+            Self::Rounds(RoundError::Source { .. }) => "read",
+            Self::Rounds(RoundError::Settings(_)) => "settings",
+            Self::Rounds(RoundError::TriggerMissing(_)) => "trigger_missing",
+            Self::Conflict { .. } => "conflict",
+            Self::Write { .. } => "write",
+            Self::UndeclaredKind(_) => "undeclared_kind",
+            Self::InvalidPatch { .. } => "invalid_patch",
+            Self::NotLeader => "not_leader",
+            Self::Task(_) => "task",
+        }
+    }
+
+    /// The reason of the Warning event recorded on the trigger, or `None` when the failure is
+    /// part of normal operation (a conflict, a lost Lease) and is not worth an event.
+    pub fn event_reason(&self) -> Option<&'static str> {
+        match self {
+            Self::Conflict { .. } | Self::NotLeader => None,
+            Self::Rounds(RoundError::Source { .. }) => Some("ReadFailed"),
+            Self::Rounds(_) | Self::UndeclaredKind(_) | Self::InvalidPatch { .. } => {
+                Some("PolicyFailed")
+            }
+            Self::Write { .. } => Some("WriteFailed"),
+            Self::Task(_) => Some("ReconcileFailed"),
+        }
+    }
+}
+
+/// True for API errors worth retrying soon: throttling, server errors, timeouts and transport
+/// failures; false for refusals (forbidden, invalid, not found...).
+fn is_transient_api_error(error: &kube::Error) -> bool {
+    match error {
+        kube::Error::Api(status) => status.code == 429 || status.code >= 500,
+        kube::Error::HyperError(_) | kube::Error::Service(_) => true,
+        _ => false,
+    }
+}
+
+/// Why an operator could not run.
+#[derive(Debug, thiserror::Error)]
+pub enum OperatorError {
+    /// The HTTP address could not be bound.
+    #[error("could not listen on {addr}")]
+    Bind {
+        /// The address.
+        addr: SocketAddr,
+        /// Why.
+        #[source]
+        source: std::io::Error,
+    },
+    /// The HTTP server stopped with an error.
+    #[error("the HTTP server failed")]
+    Serve(#[source] std::io::Error),
+    /// An operator task panicked.
+    #[error("an operator task failed")]
+    Task(#[source] tokio::task::JoinError),
+}
+
+#[cfg(test)]
+mod tests {
+    use kube::core::Status;
+
+    use super::*;
+
+    fn api_error(code: u16) -> kube::Error {
+        kube::Error::Api(Box::new(Status::failure("x", "y").with_code(code)))
+    }
+
+    #[test]
+    fn write_errors_are_transient_only_when_the_server_may_answer_otherwise_later() {
+        let target = ObjectRef::new("v1", "Thing", None, "t");
+        let write = |code| ReconcileError::Write {
+            target: target.clone(),
+            source: api_error(code),
+        };
+        assert!(write(500).is_transient());
+        assert!(write(503).is_transient());
+        assert!(write(429).is_transient());
+        assert!(!write(403).is_transient());
+        assert!(!write(422).is_transient());
+        assert!(ReconcileError::Conflict { target }.is_transient());
+    }
+
+    #[test]
+    fn conflicts_and_lost_leases_record_no_warning() {
+        let target = ObjectRef::new("v1", "Thing", None, "t");
+        assert_eq!(ReconcileError::Conflict { target }.event_reason(), None);
+        assert_eq!(ReconcileError::NotLeader.event_reason(), None);
+        let rejected = ReconcileError::Rounds(RoundError::Policy {
+            round: 1,
+            source: crate::PolicyError::Rejected(capt_policy::Error::InvalidInput("x".into())),
+        });
+        assert_eq!(rejected.event_reason(), Some("PolicyFailed"));
+        assert_eq!(rejected.label(), "rejected");
+        assert!(!rejected.is_transient());
+    }
+
+    #[test]
+    fn the_note_of_a_policy_failure_does_not_depend_on_its_round() {
+        let rejected = |round| {
+            ReconcileError::Rounds(RoundError::Policy {
+                round,
+                source: crate::PolicyError::Rejected(capt_policy::Error::InvalidInput(
+                    "bad".into(),
+                )),
+            })
+        };
+        assert_eq!(rejected(1).note(), rejected(2).note());
+        assert_eq!(
+            rejected(2).note(),
+            "the reconcile failed: the policy failed: the policy rejected the request: invalid input: bad"
+        );
+        let target = ObjectRef::new("v1", "Thing", None, "t");
+        let conflict = ReconcileError::Conflict { target };
+        assert_eq!(conflict.note(), capt_host_core::error_chain(&conflict));
+    }
+}
