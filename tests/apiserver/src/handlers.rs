@@ -12,7 +12,7 @@ use axum::response::{IntoResponse, Response};
 use serde_json::{Value, json};
 
 use crate::error::ApiError;
-use crate::ops::{DeleteOptions, Deleted, ListOptions, Write};
+use crate::ops::{DeleteOptions, Deleted, ListOptions, Part, Write};
 use crate::patch::{PatchType, parse_body};
 use crate::registry::ResourceKind;
 use crate::selectors::{FieldSelector, LabelSelector, Selectors};
@@ -346,7 +346,10 @@ async fn resource(
     let ns = target.namespace.clone().unwrap_or_default();
     let kind = &target.kind;
     let name = target.name.clone().unwrap_or_default();
-    let status_only = target.subresource.is_some();
+    let part = match target.subresource {
+        Some(_) => Part::Status,
+        None => Part::Object,
+    };
     let ok = |code: StatusCode, value: Value| Ok(json_response(code, &shape(value, metadata_only)));
     match verb {
         Verb::Get => ok(StatusCode::OK, shared.lock().get(kind, &ns, &name)?),
@@ -430,9 +433,7 @@ async fn resource(
         }
         Verb::Update => {
             let obj = parse_object_body(headers, body)?;
-            let updated = shared
-                .lock()
-                .update(kind, &ns, &name, obj, status_only, &write)?;
+            let updated = shared.lock().update(kind, &ns, &name, obj, part, &write)?;
             ok(StatusCode::OK, updated)
         }
         Verb::Patch => {
@@ -460,10 +461,9 @@ async fn resource(
                     "force may not be specified for non-apply patch",
                 ));
             }
-            let (obj, created) =
-                shared
-                    .lock()
-                    .patch(kind, &ns, &name, patch_type, body, status_only, &write)?;
+            let (obj, created) = shared
+                .lock()
+                .patch(kind, &ns, &name, patch_type, body, part, &write)?;
             let code = if created {
                 StatusCode::CREATED
             } else {
