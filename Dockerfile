@@ -3,8 +3,10 @@
 #
 #   docker build -t capt-status:dev .
 #
-# The builder compiles capt-host; its build script builds the capt-status guest component
-# (wasm32-unknown-unknown) and embeds it. The same component is also shipped as a file, the
+# The builder compiles capt-host without its default `demo` feature, so the image carries
+# neither the in-process API server (a test double) nor the simulated CAPT world
+# (host/cli/tests/all/layers.rs checks this line); its build script builds the capt-status
+# guest component (wasm32-unknown-unknown) and embeds it. The same component is also shipped as a file, the
 # default /etc/capt/policy/policy.wasm, which deploy/ replaces with the ConfigMap
 # capt-status-policy.
 
@@ -20,7 +22,7 @@ RUN rustup toolchain install \
  && rustc --version
 COPY . .
 RUN --mount=type=cache,target=/usr/local/cargo/registry \
-    cargo build --release -p capt-host --locked \
+    cargo build --release -p capt-host --no-default-features --locked \
  && mkdir -p /out \
  && cp target/release/capt-host /out/capt-host \
  && set -- target/release/build/capt-host-*/out/default-policy.wasm \

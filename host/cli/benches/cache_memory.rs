@@ -7,12 +7,17 @@
 //!
 //! `cargo bench -p capt-host --bench cache_memory [-- --copies N]`
 
+#[allow(dead_code, reason = "each binary uses part of it")]
+#[path = "../src/embedded.rs"]
+mod embedded;
 #[path = "support/requests.rs"]
 mod requests;
 
 use std::sync::Arc;
 
-use capt_host::{DEFAULT_POLICY, Engine, Limits, WasmPolicy};
+use capt_host_runtime::{Engine, Limits, WasmPolicy};
+
+use crate::embedded::DEFAULT_POLICY;
 use kube::api::DynamicObject;
 
 use self::requests::final_requests;

@@ -1,7 +1,7 @@
 //! Benchmark: what the wasmtime settings of capt-host's engine cost one policy call.
 //!
 //! Builds wasmtime engines next to each other, each a copy of `Engine::new`'s configuration
-//! (host/src/engine.rs: component model, Cranelift, epoch interruption, a pooling allocator
+//! (host/runtime/src/engine.rs: component model, Cranelift, epoch interruption, a pooling allocator
 //! sized for 16 concurrent calls of at most 64 MiB each) with settings changed, and times a
 //! reconcile with a fresh store and instance per call (what `WasmPolicy::reconcile` does) on
 //! each. Variants:
@@ -24,22 +24,27 @@
 //! `cargo bench -p capt-host --bench engine_knobs [-- --rounds N --batch N --module FILE]`
 //! (`--module`: another build of the policy instead of the embedded one).
 
+#[allow(dead_code, reason = "each binary uses part of it")]
+#[path = "../src/embedded.rs"]
+mod embedded;
 mod support;
 
 use std::time::{Duration, Instant};
 
-use capt_host::{DEFAULT_POLICY, Engine, Limits, WasmPolicy};
+use capt_host_runtime::{Engine, Limits, WasmPolicy};
+
+use crate::embedded::DEFAULT_POLICY;
 use capt_policy::Request;
 use wasmtime::component::{Component, HasSelf, Linker};
 use wasmtime::{Config, Enabled, InstanceAllocationStrategy, PoolingAllocationConfig, Store};
 
 use self::support::{final_requests, micros, percentiles, request_bytes};
 
-/// The host side of the `capt:policy` world, generated as in host/src/bindings.rs.
+/// The host side of the `capt:policy` world, generated as in host/runtime/src/bindings.rs.
 mod bindings {
     #![allow(missing_docs)] // generated code
     wasmtime::component::bindgen!({
-        path: "../wit",
+        path: "../../wit",
         world: "policy",
     });
 }

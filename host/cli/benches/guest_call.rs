@@ -14,11 +14,18 @@
 //!  --module LABEL=FILE...]`: each `--module` adds its fresh and reused variants (relative
 //! paths are relative to the workspace root).
 
+#[allow(dead_code, reason = "each binary uses part of it")]
+#[path = "../src/embedded.rs"]
+mod embedded;
 mod support;
 
 use std::time::{Duration, Instant};
 
-use capt_host::{DEFAULT_POLICY, Engine, Limits, Policy as _, PolicyInstance, WasmPolicy};
+use capt_host_core::Policy as _;
+
+use capt_host_runtime::{Engine, Limits, PolicyInstance, WasmPolicy};
+
+use crate::embedded::DEFAULT_POLICY;
 use capt_policy::{Request, Response};
 use serde_json::json;
 

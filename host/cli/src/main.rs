@@ -2,14 +2,16 @@
 //! `commands/<name>.rs`, and prints any error with its causes.
 
 mod commands;
+mod embedded;
+mod telemetry;
 
 use std::process::ExitCode;
 
-use capt_host::rounds::RoundError;
+use capt_host_core::rounds::RoundError;
 
 fn main() -> ExitCode {
     let cli = commands::Cli::parse_args();
-    if let Err(error) = capt_host::telemetry::init(cli.log_format, cli.log_level.as_deref()) {
+    if let Err(error) = telemetry::init(cli.log_format, cli.log_level.as_deref()) {
         eprintln!("error: invalid --log-level: {error}");
         return ExitCode::from(2);
     }

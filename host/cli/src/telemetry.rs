@@ -17,7 +17,7 @@ pub enum LogFormat {
 
 /// Installs the global subscriber writing to stderr. `filter` uses `RUST_LOG` syntax
 /// (`info`, `capt_host=debug,policy=trace`); `None` means [`DEFAULT_FILTER`].
-pub fn init(format: LogFormat, filter: Option<&str>) -> Result<(), crate::BoxError> {
+pub fn init(format: LogFormat, filter: Option<&str>) -> Result<(), capt_host_core::BoxError> {
     let filter = EnvFilter::try_new(filter.unwrap_or(DEFAULT_FILTER))?;
     let builder = tracing_subscriber::fmt()
         .with_env_filter(filter)

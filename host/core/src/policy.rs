@@ -79,17 +79,57 @@ impl PolicyError {
         matches!(self, Self::DeadlineExceeded { .. } | Self::Instantiate(_))
     }
 
-    /// A short, fixed name for the kind of failure (for metrics and logs).
-    pub fn kind(&self) -> &'static str {
+    /// The kind of failure.
+    pub fn kind(&self) -> PolicyErrorKind {
         match self {
-            Self::Rejected(_) => "rejected",
-            Self::Trap { .. } => "trap",
-            Self::DeadlineExceeded { .. } => "deadline",
-            Self::OutOfMemory { .. } => "out_of_memory",
-            Self::ResponseTooLarge { .. } => "response_too_large",
-            Self::Instantiate(_) => "instantiate",
-            Self::Malformed(_) => "malformed",
+            Self::Rejected(_) => PolicyErrorKind::Rejected,
+            Self::Trap { .. } => PolicyErrorKind::Trap,
+            Self::DeadlineExceeded { .. } => PolicyErrorKind::Deadline,
+            Self::OutOfMemory { .. } => PolicyErrorKind::OutOfMemory,
+            Self::ResponseTooLarge { .. } => PolicyErrorKind::ResponseTooLarge,
+            Self::Instantiate(_) => PolicyErrorKind::Instantiate,
+            Self::Malformed(_) => PolicyErrorKind::Malformed,
         }
+    }
+}
+
+/// The kind of a [`PolicyError`], without its details (for metrics, logs and decisions).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum PolicyErrorKind {
+    /// [`PolicyError::Rejected`].
+    Rejected,
+    /// [`PolicyError::Trap`].
+    Trap,
+    /// [`PolicyError::DeadlineExceeded`].
+    Deadline,
+    /// [`PolicyError::OutOfMemory`].
+    OutOfMemory,
+    /// [`PolicyError::ResponseTooLarge`].
+    ResponseTooLarge,
+    /// [`PolicyError::Instantiate`].
+    Instantiate,
+    /// [`PolicyError::Malformed`].
+    Malformed,
+}
+
+impl PolicyErrorKind {
+    /// A short, fixed label (the `error` label of metrics).
+    pub fn label(self) -> &'static str {
+        match self {
+            Self::Rejected => "rejected",
+            Self::Trap => "trap",
+            Self::Deadline => "deadline",
+            Self::OutOfMemory => "out_of_memory",
+            Self::ResponseTooLarge => "response_too_large",
+            Self::Instantiate => "instantiate",
+            Self::Malformed => "malformed",
+        }
+    }
+}
+
+impl std::fmt::Display for PolicyErrorKind {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.label())
     }
 }
 

@@ -66,7 +66,10 @@ impl ReconcileError {
     pub fn note(&self) -> String {
         match self {
             Self::Rounds(RoundError::Policy { source, .. }) => {
-                format!("{self}: the policy failed: {}", capt_host_core::error_chain(source))
+                format!(
+                    "{self}: the policy failed: {}",
+                    capt_host_core::error_chain(source)
+                )
             }
             _ => capt_host_core::error_chain(self),
         }
@@ -75,7 +78,7 @@ impl ReconcileError {
     /// A short, fixed name for the `error` label of `reconcile_errors_total`.
     pub fn label(&self) -> &'static str {
         match self {
-            Self::Rounds(RoundError::Policy { source, .. }) => source.kind(),
+            Self::Rounds(RoundError::Policy { source, .. }) => source.kind().label(),
             Self::Rounds(RoundError::TooManyRounds { .. }) => "too_many_rounds",
             Self::Rounds(RoundError::Source { .. }) => "read",
             Self::Rounds(RoundError::Settings(_)) => "settings",
@@ -166,7 +169,7 @@ mod tests {
         assert_eq!(ReconcileError::NotLeader.event_reason(), None);
         let rejected = ReconcileError::Rounds(RoundError::Policy {
             round: 1,
-            source: crate::PolicyError::Rejected(capt_policy::Error::InvalidInput("x".into())),
+            source: capt_host_core::PolicyError::Rejected(capt_policy::Error::InvalidInput("x".into())),
         });
         assert_eq!(rejected.event_reason(), Some("PolicyFailed"));
         assert_eq!(rejected.label(), "rejected");
@@ -178,7 +181,7 @@ mod tests {
         let rejected = |round| {
             ReconcileError::Rounds(RoundError::Policy {
                 round,
-                source: crate::PolicyError::Rejected(capt_policy::Error::InvalidInput(
+                source: capt_host_core::PolicyError::Rejected(capt_policy::Error::InvalidInput(
                     "bad".into(),
                 )),
             })

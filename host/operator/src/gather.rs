@@ -20,8 +20,8 @@ use tokio::runtime::Handle;
 
 use super::cache::{Cache, Lookup};
 use super::kinds::ObjectKey;
-use capt_host_core::{BoxError, Policy, PolicyError};
 use capt_host_core::rounds::ObjectSource;
+use capt_host_core::{BoxError, Policy, PolicyError};
 
 /// What one reconcile read.
 #[derive(Debug, Default)]

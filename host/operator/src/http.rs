@@ -1,6 +1,6 @@
 //! The HTTP endpoints: `/healthz` (the process serves requests), `/readyz` (every cache has
 //! been filled; standbys are ready too), `/metrics` (OpenMetrics text) and `/policy` (the
-//! policy module: active, last rejected, shadow run; JSON, see [`crate::swap::PolicyReport`]).
+//! policy module, JSON from the [`StatusProvider`] plugged in, if any).
 
 use std::future::Future;
 use std::sync::Arc;
@@ -14,7 +14,7 @@ use tokio::net::TcpListener;
 use tokio::sync::watch;
 
 use super::metrics::{CONTENT_TYPE, Metrics};
-use crate::swap::PolicyStatus;
+use crate::StatusProvider;
 
 /// What the endpoints report.
 #[derive(Clone)]
@@ -23,8 +23,8 @@ pub(crate) struct Probes {
     pub(crate) ready: watch::Receiver<bool>,
     /// The operator's metrics.
     pub(crate) metrics: Arc<Metrics>,
-    /// The policy module's status.
-    pub(crate) policy: Arc<PolicyStatus>,
+    /// The policy module's status; `None`: `/policy` is not served.
+    pub(crate) policy: Option<Arc<dyn StatusProvider>>,
 }
 
 /// Serves the endpoints on `listener` until `shutdown` resolves.
@@ -33,12 +33,14 @@ pub(crate) async fn serve(
     probes: Probes,
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> std::io::Result<()> {
-    let app = Router::new()
+    let mut app = Router::new()
         .route("/healthz", get(|| async { "ok" }))
         .route("/readyz", get(readyz))
-        .route("/metrics", get(metrics))
-        .route("/policy", get(policy))
-        .with_state(probes);
+        .route("/metrics", get(metrics));
+    if probes.policy.is_some() {
+        app = app.route("/policy", get(policy));
+    }
+    let app = app.with_state(probes);
     axum::serve(listener, app)
         .with_graceful_shutdown(shutdown)
         .await
@@ -53,7 +55,7 @@ async fn readyz(State(probes): State<Probes>) -> impl IntoResponse {
 }
 
 async fn policy(State(probes): State<Probes>) -> impl IntoResponse {
-    axum::Json(probes.policy.report())
+    axum::Json(probes.policy.as_ref().map(|status| status.status()))
 }
 
 async fn metrics(State(probes): State<Probes>) -> impl IntoResponse {

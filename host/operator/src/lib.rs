@@ -24,11 +24,16 @@
 //! the operator holds them: [`CachedObject`]), `cache`, `dispatch`, `echo` (the operator's own
 //! writes), `index` (per-trigger state, bounded), `gather` (the rounds' object source),
 //! `reconcile`, `apply`, `events`, `leader` (the Lease and the write gate), `metrics`, `http`
-//! (probes, `/metrics` and `/policy`), `slot` (the swappable policy handle, swapped by
-//! [`crate::swap`] through [`Operator::start_swapping`]), `error`. This module wires them and
-//! runs leadership terms until shutdown.
+//! (probes, `/metrics` and `/policy`), `error`. This module wires them and runs leadership
+//! terms until shutdown.
 //!
-//! Lifecycle: [`Operator::start`] binds the HTTP address and starts the operator task, which
+//! The policy runs from a [`PolicySlot`] (`capt_host_runtime`): whoever holds the slot may
+//! replace the module while the operator serves. The operator knows nothing of how or why; what
+//! it offers others is an [`OperatorBuilder`]: a [`ReconcileAll`] handle (reconcile every
+//! trigger object again), its metrics registry, a [`StatusProvider`] for `/policy`, and tasks
+//! run beside it until shutdown.
+//!
+//! Lifecycle: [`Operator::start`] (or [`OperatorBuilder::start`]) binds the HTTP address and starts the operator task, which
 //! discovers the kinds (retrying while a CRD is missing), starts the watchers (ready once
 //! every store is filled), joins the election (or opens the write gate at once without one),
 //! and, for each term as leader, runs the controllers until the Lease is lost or shutdown is
@@ -47,16 +52,17 @@ mod http;
 mod index;
 mod kinds;
 mod leader;
+pub mod manifests;
 mod metrics;
 mod object;
 mod reconcile;
-mod slot;
 
 use std::future::Future;
 use std::net::SocketAddr;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
+use futures::future::BoxFuture;
 use futures::{FutureExt as _, StreamExt as _, stream};
 use kube::Client;
 use kube::runtime::controller::{self, Controller};
@@ -75,78 +81,119 @@ use self::leader::{Election, LeaderGate};
 use self::metrics::Metrics;
 use self::reconcile::{Context, error_policy, reconcile};
 use capt_host_core::error_chain;
-use crate::swap::{self, ModuleReport, PolicyReport, PolicyStatus, Swapper};
+use capt_host_runtime::PolicySlot;
 
 pub use self::config::{LeaderElection, OperatorConfig, RetryPolicy};
 pub use self::error::{OperatorError, ReconcileError};
 pub use self::kinds::{DiscoveryError, KindInfo, KindKey, Kinds, ObjectKey};
 pub use self::object::CachedObject;
-pub use self::reconcile::Reconciled;
-pub use self::slot::{ActivePolicy, PolicySlot};
+pub use self::reconcile::{ReconcileResult, Reconciled};
+pub use prometheus_client::registry::Registry;
 
 /// How many reconcile reports a slow [`Operator::reconciles`] subscriber may fall behind.
 const OBSERVER_CAPACITY: usize = 1024;
 
-/// A running operator. Dropping the handle stops it in the background (as
-/// [`Operator::shutdown`] does, without waiting).
-pub struct Operator {
-    shared: Arc<Shared>,
-    shutdown: watch::Sender<bool>,
-    task: JoinHandle<Result<(), OperatorError>>,
-    http_addr: Option<SocketAddr>,
+/// What `/policy` serves: the policy module's state, as JSON. Plugged in with
+/// [`OperatorBuilder::status_provider`]; without one, `/policy` is not served.
+pub trait StatusProvider: Send + Sync {
+    /// The current state.
+    fn status(&self) -> serde_json::Value;
 }
 
-/// What the handle and the operator task share.
-struct Shared {
-    metrics: Arc<Metrics>,
-    ready: watch::Sender<bool>,
-    gate: LeaderGate,
-    observers: broadcast::Sender<Reconciled>,
-    /// Bumped to reconcile every trigger object again (after a policy swap).
+/// Reconciles every trigger object of an operator again (while it leads), e.g. after its
+/// policy module was replaced. Cheap to clone.
+#[derive(Clone)]
+pub struct ReconcileAll(watch::Sender<u64>);
+
+impl ReconcileAll {
+    /// Asks for the reconciles; several requests before they start count once.
+    pub fn reconcile_all(&self) {
+        self.0.send_modify(|n| *n = n.wrapping_add(1));
+    }
+}
+
+/// A task run beside the operator: given a receiver that turns true at shutdown, it must
+/// return soon after. [`Operator::shutdown`] waits for it.
+type Beside = Box<dyn FnOnce(watch::Receiver<bool>) -> BoxFuture<'static, ()> + Send>;
+
+/// An operator being set up: what others plug in before it starts.
+pub struct OperatorBuilder {
+    client: Client,
+    config: OperatorConfig,
+    policy: PolicySlot,
+    metrics: Metrics,
+    status: Option<Arc<dyn StatusProvider>>,
     reconcile_all: watch::Sender<u64>,
-    /// What `/policy` reports.
-    policy_status: Arc<PolicyStatus>,
+    beside: Vec<(&'static str, Beside)>,
 }
 
-impl Operator {
-    /// Starts an operator running `policy` with `client`, configured by `config`. Fails only
-    /// when the HTTP address cannot be bound; everything else is retried in the background.
-    pub async fn start(
-        client: Client,
-        config: OperatorConfig,
-        policy: PolicySlot,
-    ) -> Result<Self, OperatorError> {
-        let status = Arc::new(PolicyStatus::new(ModuleReport::of(&policy.current())));
-        Self::launch(client, config, policy, status, None).await
+impl OperatorBuilder {
+    /// The client the operator will use.
+    pub fn client(&self) -> &Client {
+        &self.client
     }
 
-    /// Like [`Operator::start`], with the policy module hot-swapped by `swapper` (see
-    /// [`crate::swap`]): its files are watched, and a new module is checked and promoted
-    /// without a restart.
-    pub async fn start_swapping(
-        client: Client,
-        config: OperatorConfig,
-        swapper: Swapper,
-    ) -> Result<Self, OperatorError> {
-        let (policy, status) = (swapper.slot().clone(), swapper.status());
-        Self::launch(client, config, policy, status, Some(swapper)).await
+    /// The operator's configuration.
+    pub fn config(&self) -> &OperatorConfig {
+        &self.config
     }
 
-    async fn launch(
-        client: Client,
-        config: OperatorConfig,
-        policy: PolicySlot,
-        policy_status: Arc<PolicyStatus>,
-        swapper: Option<Swapper>,
-    ) -> Result<Self, OperatorError> {
-        let metrics = Arc::new(Metrics::new());
-        metrics.swap.set_active(&policy_status.report().active);
+    /// The slot the operator runs the policy from.
+    pub fn policy(&self) -> &PolicySlot {
+        &self.policy
+    }
+
+    /// The operator's metrics registry (every name prefixed `capt_host_`), for the families of
+    /// what is plugged in; `/metrics` serves them with the operator's own.
+    pub fn metrics_registry(&mut self) -> &mut Registry {
+        self.metrics.registry_mut()
+    }
+
+    /// Serves `provider`'s status on `/policy`.
+    pub fn status_provider(&mut self, provider: Arc<dyn StatusProvider>) -> &mut Self {
+        self.status = Some(provider);
+        self
+    }
+
+    /// A handle that reconciles every trigger object again.
+    pub fn reconcile_all(&self) -> ReconcileAll {
+        ReconcileAll(self.reconcile_all.clone())
+    }
+
+    /// Runs `task` beside the operator (in a span named `name`), from its start until
+    /// shutdown: `task` gets a receiver that turns true at shutdown.
+    pub fn run_beside<F>(
+        &mut self,
+        name: &'static str,
+        task: impl FnOnce(watch::Receiver<bool>) -> F + Send + 'static,
+    ) -> &mut Self
+    where
+        F: Future<Output = ()> + Send + 'static,
+    {
+        self.beside
+            .push((name, Box::new(move |shutdown| task(shutdown).boxed())));
+        self
+    }
+
+    /// Starts the operator. Fails only when the HTTP address cannot be bound; everything else
+    /// is retried in the background.
+    pub async fn start(self) -> Result<Operator, OperatorError> {
+        let Self {
+            client,
+            config,
+            policy,
+            metrics,
+            status,
+            reconcile_all,
+            beside,
+        } = self;
+        let metrics = Arc::new(metrics);
         let shared = Arc::new(Shared {
             gate: LeaderGate::new(&metrics.leader),
             ready: watch::Sender::new(false),
             observers: broadcast::Sender::new(OBSERVER_CAPACITY),
-            reconcile_all: watch::Sender::new(0),
-            policy_status,
+            reconcile_all,
+            policy_status: status,
             metrics,
         });
         let listener = match config.metrics_addr {
@@ -165,19 +212,67 @@ impl Operator {
                 client,
                 config,
                 policy,
-                swapper,
+                beside,
                 shared.clone(),
                 shutdown.subscribe(),
                 listener,
             )
             .instrument(span),
         );
-        Ok(Self {
+        Ok(Operator {
             shared,
             shutdown,
             task,
             http_addr,
         })
+    }
+}
+
+/// A running operator. Dropping the handle stops it in the background (as
+/// [`Operator::shutdown`] does, without waiting).
+pub struct Operator {
+    shared: Arc<Shared>,
+    shutdown: watch::Sender<bool>,
+    task: JoinHandle<Result<(), OperatorError>>,
+    http_addr: Option<SocketAddr>,
+}
+
+/// What the handle and the operator task share.
+struct Shared {
+    metrics: Arc<Metrics>,
+    ready: watch::Sender<bool>,
+    gate: LeaderGate,
+    observers: broadcast::Sender<Reconciled>,
+    /// Bumped to reconcile every trigger object again (after a policy swap).
+    reconcile_all: watch::Sender<u64>,
+    /// What `/policy` reports, if anything.
+    policy_status: Option<Arc<dyn StatusProvider>>,
+}
+
+impl Operator {
+    /// An operator running `policy` with `client`, configured by `config`, to plug things
+    /// into before [`OperatorBuilder::start`].
+    pub fn builder(client: Client, config: OperatorConfig, policy: PolicySlot) -> OperatorBuilder {
+        OperatorBuilder {
+            client,
+            config,
+            policy,
+            metrics: Metrics::new(),
+            status: None,
+            reconcile_all: watch::Sender::new(0),
+            beside: Vec::new(),
+        }
+    }
+
+    /// Starts an operator running `policy` with `client`, configured by `config`, with nothing
+    /// plugged in. Fails only when the HTTP address cannot be bound; everything else is
+    /// retried in the background.
+    pub async fn start(
+        client: Client,
+        config: OperatorConfig,
+        policy: PolicySlot,
+    ) -> Result<Self, OperatorError> {
+        Self::builder(client, config, policy).start().await
     }
 
     /// Reconciles every trigger object again (what a policy swap does), while leading.
@@ -185,11 +280,6 @@ impl Operator {
         self.shared
             .reconcile_all
             .send_modify(|n| *n = n.wrapping_add(1));
-    }
-
-    /// The policy module: active, last rejected, shadow run... (what `/policy` serves).
-    pub fn policy(&self) -> PolicyReport {
-        self.shared.policy_status.report()
     }
 
     /// The address `/metrics`, `/healthz` and `/readyz` are served on, if any.
@@ -250,29 +340,17 @@ async fn run(
     client: Client,
     config: OperatorConfig,
     policy: PolicySlot,
-    swapper: Option<Swapper>,
+    beside: Vec<(&'static str, Beside)>,
     shared: Arc<Shared>,
     shutdown: watch::Receiver<bool>,
     listener: Option<TcpListener>,
 ) -> Result<(), OperatorError> {
-    let swap = swapper.map(|swapper| {
-        let reconcile_all: Box<dyn Fn() + Send + Sync> = {
-            let shared = shared.clone();
-            Box::new(move || shared.reconcile_all.send_modify(|n| *n = n.wrapping_add(1)))
-        };
-        let job = swap::Job::new(
-            swapper,
-            client.clone(),
-            &config.reporter,
-            &config.identity,
-            shared.metrics.swap.clone(),
-            reconcile_all,
-        );
-        tokio::spawn(
-            job.run(shutdown.clone())
-                .instrument(tracing::info_span!("swap")),
-        )
-    });
+    let beside: Vec<_> = beside
+        .into_iter()
+        .map(|(name, task)| {
+            tokio::spawn(task(shutdown.clone()).instrument(tracing::info_span!("task", name)))
+        })
+        .collect();
     let (stop_http, http_stopped) = oneshot::channel::<()>();
     let http = listener.map(|listener| {
         let probes = Probes {
@@ -284,8 +362,8 @@ async fn run(
         tokio::spawn(http::serve(listener, probes, stopped).instrument(tracing::info_span!("http")))
     });
     operate(&client, &config, policy, &shared, shutdown).await;
-    if let Some(swap) = swap {
-        swap.await.map_err(OperatorError::Task)?;
+    for task in beside {
+        task.await.map_err(OperatorError::Task)?;
     }
     let _ = stop_http.send(());
     if let Some(http) = http {

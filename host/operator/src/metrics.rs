@@ -1,7 +1,8 @@
 //! The operator's metrics: one registry per operator (two operators in one process count
 //! apart), prefixed `capt_host_`, with each family registered by the module that measures it
 //! ([`super::reconcile`], [`super::gather`], [`super::apply`], [`super::events`],
-//! [`super::leader`], [`crate::swap`]). `/metrics` serves [`Metrics::encode`].
+//! [`super::leader`]), and the families others plug in through
+//! [`crate::OperatorBuilder::metrics_registry`]. `/metrics` serves [`Metrics::encode`].
 
 use prometheus_client::encoding::text::encode;
 use prometheus_client::registry::Registry;
@@ -11,7 +12,6 @@ use super::events::EventMetrics;
 use super::gather::GuestMetrics;
 use super::leader::LeaderMetrics;
 use super::reconcile::ReconcileMetrics;
-use crate::swap::SwapMetrics;
 
 /// The prefix of every metric name.
 pub const PREFIX: &str = "capt_host";
@@ -28,7 +28,6 @@ pub struct Metrics {
     pub(crate) apply: ApplyMetrics,
     pub(crate) events: EventMetrics,
     pub(crate) leader: LeaderMetrics,
-    pub(crate) swap: SwapMetrics,
 }
 
 impl Metrics {
@@ -41,9 +40,13 @@ impl Metrics {
             apply: ApplyMetrics::register(&mut registry),
             events: EventMetrics::register(&mut registry),
             leader: LeaderMetrics::register(&mut registry),
-            swap: SwapMetrics::register(&mut registry),
             registry,
         }
+    }
+
+    /// The registry, for families registered by others before the operator starts.
+    pub(crate) fn registry_mut(&mut self) -> &mut Registry {
+        &mut self.registry
     }
 
     /// The current values in the OpenMetrics text format.

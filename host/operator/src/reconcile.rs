@@ -51,20 +51,47 @@ use super::kinds::{KindInfo, ObjectKey};
 use super::leader::LeaderGate;
 use super::metrics::Metrics;
 use super::object::CachedObject;
-use super::slot::{ActivePolicy, PolicySlot};
 use capt_host_core::error_chain;
 use capt_host_core::rounds::{self, RoundError};
+use capt_host_runtime::{ActivePolicy, PolicySlot};
 
 /// How one reconcile ended, as reported to [`super::Operator::reconciles`] subscribers.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Reconciled {
     /// The trigger object.
     pub trigger: ObjectRef,
-    /// The `result` label: `changed` (patches were sent), `unchanged`, `conflict`,
-    /// `not_leader` or `error`.
-    pub result: &'static str,
+    /// How it ended.
+    pub result: ReconcileResult,
     /// Patches sent.
     pub writes: usize,
+}
+
+/// How a reconcile ended (the `result` label of `reconciles_total`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum ReconcileResult {
+    /// Patches were sent.
+    Changed,
+    /// Nothing needed writing.
+    Unchanged,
+    /// A write lost a race (its resourceVersion precondition failed); retried.
+    Conflict,
+    /// This replica stopped leading before it could write.
+    NotLeader,
+    /// Any other failure.
+    Error,
+}
+
+impl ReconcileResult {
+    /// The label: `changed`, `unchanged`, `conflict`, `not_leader` or `error`.
+    pub fn label(self) -> &'static str {
+        match self {
+            Self::Changed => "changed",
+            Self::Unchanged => "unchanged",
+            Self::Conflict => "conflict",
+            Self::NotLeader => "not_leader",
+            Self::Error => "error",
+        }
+    }
 }
 
 /// Everything a reconcile needs, shared by the controllers of every trigger kind.
@@ -101,11 +128,11 @@ pub(crate) async fn reconcile(
         let key = ObjectKey::of(&trigger);
         let outcome = run(&ctx, &trigger, &key, &policy).await;
         let (result, writes) = match &outcome {
-            Ok((_, 0)) => ("unchanged", 0),
-            Ok((_, writes)) => ("changed", *writes),
-            Err(ReconcileError::Conflict { .. }) => ("conflict", 0),
-            Err(ReconcileError::NotLeader) => ("not_leader", 0),
-            Err(_) => ("error", 0),
+            Ok((_, 0)) => (ReconcileResult::Unchanged, 0),
+            Ok((_, writes)) => (ReconcileResult::Changed, *writes),
+            Err(ReconcileError::Conflict { .. }) => (ReconcileResult::Conflict, 0),
+            Err(ReconcileError::NotLeader) => (ReconcileResult::NotLeader, 0),
+            Err(_) => (ReconcileResult::Error, 0),
         };
         ctx.metrics
             .reconcile
@@ -113,7 +140,7 @@ pub(crate) async fn reconcile(
         match &outcome {
             Ok((action, _)) => {
                 lock(&ctx.index).succeeded(&key);
-                tracing::debug!(result, writes, ?action, "reconciled");
+                tracing::debug!(result = result.label(), writes, ?action, "reconciled");
             }
             Err(error) => failed(&ctx, kind, &trigger, &key, error).await,
         }
@@ -382,12 +409,12 @@ impl ReconcileMetrics {
         }
     }
 
-    fn finished(&self, kind: &str, module_version: &str, result: &'static str) {
+    fn finished(&self, kind: &str, module_version: &str, result: ReconcileResult) {
         self.reconciles
             .get_or_create(&ResultLabels {
                 kind: kind.into(),
                 module_version: module_version.into(),
-                result,
+                result: result.label(),
             })
             .inc();
     }

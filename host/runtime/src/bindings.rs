@@ -2,6 +2,6 @@
 #![allow(missing_docs)] // generated code
 
 wasmtime::component::bindgen!({
-    path: "../wit",
+    path: "../../wit",
     world: "policy",
 });

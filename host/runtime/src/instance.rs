@@ -14,8 +14,8 @@ use wasmtime::{Store, Trap};
 use crate::bindings::{Policy as PolicyWorld, PolicyPre};
 use crate::convert;
 use crate::engine::{CallState, EPOCH_TICK, Engine};
-use capt_host_core::PolicyError;
 use crate::wasm::LoadError;
+use capt_host_core::PolicyError;
 
 /// One instance of a policy component in one store, reused across calls.
 ///

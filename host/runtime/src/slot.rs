@@ -12,9 +12,9 @@ use capt_policy::Metadata;
 use serde_json::Value;
 use tokio::sync::watch;
 
+use crate::wasm::WasmPolicy;
 use capt_host_core::Policy;
 use capt_host_core::rounds::{self, RoundError};
-use crate::wasm::WasmPolicy;
 
 /// How many hex digits of the module's SHA-256 the version label carries.
 const DIGEST_PREFIX: usize = 12;

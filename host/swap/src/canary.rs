@@ -1,34 +1,39 @@
 //! The canary: a candidate module runs the policy's scenario suite (the in-memory world of
 //! [`capt_host_core::scenario`]) before it may serve; every scenario must pass.
 //!
-//! The suite is the default policy's (`policies/capt-status/scenarios`, embedded into the
-//! binary at build time by `build.rs`), or the scenario files of a directory
-//! (`--canary-scenarios DIR`, read again for every candidate). The run stops at the first
+//! The suite is handed in as data (a [`Suite`]: the binary embeds its default policy's), or
+//! the scenario files of a directory (`--canary-scenarios DIR`, read again for every
+//! candidate). The run stops at the first
 //! failing scenario: a module that loops fails in one deadline, not in one per scenario.
 
 use std::cell::Cell;
 use std::path::PathBuf;
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use capt_policy::{Metadata, Request, Response};
 
 use super::error::SwapError;
-use capt_host_core::{Policy, PolicyError};
 use capt_host_core::scenario::{self, Scenario};
+use capt_host_core::{Policy, PolicyError, PolicyErrorKind};
 
-/// The scenario files of the default policy: `(path relative to the suite, content)`.
-const EMBEDDED: &[(&str, &str)] = include!(concat!(env!("OUT_DIR"), "/canary-scenarios.rs"));
-
-/// The policy the embedded suite is written for (the default policy's name).
-pub const EMBEDDED_SUITE_POLICY: &str = "capt-status";
+/// A scenario suite handed in as data, written for one policy.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Suite {
+    /// The name of the policy the suite is written for; candidates of other policies skip it.
+    pub policy: String,
+    /// Where the suite comes from, as reports name it (say `embedded`).
+    pub label: String,
+    /// The scenario files: `(path relative to the suite, content)`.
+    pub files: Vec<(String, String)>,
+}
 
 /// Which scenario suite a candidate must pass.
-#[derive(Debug, Clone, PartialEq, Eq, Default)]
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Canary {
-    /// The suite of the default policy, embedded in the binary; used only for a policy named
-    /// [`EMBEDDED_SUITE_POLICY`] (other policies skip the canary, with a warning).
-    #[default]
-    Embedded,
+    /// A suite handed in, used only for a policy of [`Suite::policy`]'s name (other policies
+    /// skip the canary).
+    Suite(Arc<Suite>),
     /// The scenario files (`.yaml`, `.yml`) under a directory, read for each candidate.
     Dir(PathBuf),
     /// No canary.
@@ -43,13 +48,8 @@ pub struct CanaryReport {
     /// How long the run took.
     #[serde(serialize_with = "super::status::millis")]
     pub duration: Duration,
-    /// Where the suite came from: `embedded` or the directory.
+    /// Where the suite came from: the [`Suite::label`] or the directory.
     pub suite: String,
-}
-
-/// How many scenarios the embedded suite has.
-pub fn embedded_suite_len() -> usize {
-    EMBEDDED.len()
 }
 
 impl Canary {
@@ -59,10 +59,8 @@ impl Canary {
         let start = Instant::now();
         let (suite, scenarios) = match self {
             Self::Off => return Ok(None),
-            Self::Embedded if policy.metadata().name != EMBEDDED_SUITE_POLICY => {
-                return Ok(None);
-            }
-            Self::Embedded => ("embedded".to_owned(), embedded()?),
+            Self::Suite(suite) if policy.metadata().name != suite.policy => return Ok(None),
+            Self::Suite(suite) => (suite.label.clone(), suite.parse()?),
             Self::Dir(dir) => (dir.display().to_string(), from_dir(dir)?),
         };
         if scenarios.is_empty() {
@@ -91,19 +89,23 @@ impl Canary {
     }
 }
 
-fn embedded() -> Result<Vec<(String, Scenario)>, SwapError> {
-    EMBEDDED
-        .iter()
-        .map(|(file, text)| {
-            serde_yaml_ng::from_str(text)
-                .map(|scenario| ((*file).to_owned(), scenario))
-                .map_err(|e| SwapError::CanarySuite(format!("embedded {file}: {e}")))
-        })
-        .collect()
+impl Suite {
+    /// The scenarios, parsed.
+    pub fn parse(&self) -> Result<Vec<(String, Scenario)>, SwapError> {
+        self.files
+            .iter()
+            .map(|(file, text)| {
+                serde_yaml_ng::from_str(text)
+                    .map(|scenario| (file.clone(), scenario))
+                    .map_err(|e| SwapError::CanarySuite(format!("{} {file}: {e}", self.label)))
+            })
+            .collect()
+    }
 }
 
 fn from_dir(dir: &std::path::Path) -> Result<Vec<(String, Scenario)>, SwapError> {
-    let unusable = |e: &dyn std::error::Error| SwapError::CanarySuite(capt_host_core::error_chain(e));
+    let unusable =
+        |e: &dyn std::error::Error| SwapError::CanarySuite(capt_host_core::error_chain(e));
     let files = scenario::files(&[dir.to_owned()]).map_err(|e| unusable(&e))?;
     files
         .iter()
@@ -118,7 +120,7 @@ fn from_dir(dir: &std::path::Path) -> Result<Vec<(String, Scenario)>, SwapError>
 /// A policy that remembers the kind of the first error it returned.
 struct Recording<'a> {
     policy: &'a dyn Policy,
-    first_error: Cell<Option<&'static str>>,
+    first_error: Cell<Option<PolicyErrorKind>>,
 }
 
 impl<'a> Recording<'a> {
@@ -151,9 +153,13 @@ mod tests {
     use super::*;
 
     #[test]
-    fn the_embedded_suite_is_the_default_policys_and_parses() {
-        let scenarios = embedded().unwrap();
-        assert!(scenarios.len() > 10, "{} scenarios", scenarios.len());
-        assert!(scenarios.windows(2).all(|w| w[0].0 < w[1].0), "sorted");
+    fn a_suite_that_does_not_parse_names_its_file() {
+        let suite = Suite {
+            policy: "p".into(),
+            label: "handed in".into(),
+            files: vec![("a.yaml".into(), "name: [".into())],
+        };
+        let error = suite.parse().unwrap_err().to_string();
+        assert!(error.contains("handed in a.yaml"), "{error}");
     }
 }

@@ -6,7 +6,8 @@
 
 use std::path::PathBuf;
 
-use capt_host_runtime::wasm::LoadError;
+use capt_host_core::PolicyErrorKind;
+use capt_host_runtime::LoadError;
 
 /// Why a candidate module was rejected. The running module is kept in every case.
 #[derive(Debug, thiserror::Error)]
@@ -74,9 +75,8 @@ pub enum SwapError {
         scenario: String,
         /// Its first failure.
         message: String,
-        /// The kind of the first policy error of that scenario ([`crate::PolicyError::kind`]),
-        /// if one failed it.
-        policy_error: Option<&'static str>,
+        /// The kind of the first policy error of that scenario, if one failed it.
+        policy_error: Option<PolicyErrorKind>,
     },
     /// The canary suite could not be read or has no scenario (a configuration problem).
     #[error("the canary suite is unusable: {0}")]
@@ -115,12 +115,14 @@ impl SwapError {
             Self::NameChanged { .. } => "name_changed",
             Self::KindsChanged { .. } => "kinds_changed",
             Self::Canary { policy_error, .. } => match *policy_error {
-                Some("deadline") => "canary_deadline",
-                Some("out_of_memory") => "canary_out_of_memory",
-                Some("trap") => "canary_trap",
-                Some("malformed") => "canary_malformed",
-                Some("response_too_large") => "canary_response_too_large",
-                _ => "canary_failed",
+                Some(PolicyErrorKind::Deadline) => "canary_deadline",
+                Some(PolicyErrorKind::OutOfMemory) => "canary_out_of_memory",
+                Some(PolicyErrorKind::Trap) => "canary_trap",
+                Some(PolicyErrorKind::Malformed) => "canary_malformed",
+                Some(PolicyErrorKind::ResponseTooLarge) => "canary_response_too_large",
+                Some(PolicyErrorKind::Rejected | PolicyErrorKind::Instantiate) | None => {
+                    "canary_failed"
+                }
             },
             Self::CanarySuite(_) => "canary_suite",
             Self::ShadowFailures { .. } => "shadow_failures",
@@ -150,9 +152,15 @@ mod tests {
             message: "m".into(),
             policy_error,
         };
-        assert_eq!(canary(Some("deadline")).reason(), "canary_deadline");
-        assert_eq!(canary(Some("trap")).reason(), "canary_trap");
-        assert_eq!(canary(Some("rejected")).reason(), "canary_failed");
+        assert_eq!(
+            canary(Some(PolicyErrorKind::Deadline)).reason(),
+            "canary_deadline"
+        );
+        assert_eq!(canary(Some(PolicyErrorKind::Trap)).reason(), "canary_trap");
+        assert_eq!(
+            canary(Some(PolicyErrorKind::Rejected)).reason(),
+            "canary_failed"
+        );
         assert_eq!(canary(None).reason(), "canary_failed");
         assert_eq!(SwapError::Load(LoadError::NotWasm).reason(), "not_wasm");
     }

@@ -20,7 +20,8 @@ use super::status::{
 };
 use super::supervised::{Probation, RollbackRequest};
 use super::{SwapConfig, Swapper};
-use capt_host_runtime::engine::Engine;
+use capt_host_operator::ReconcileAll;
+use capt_host_runtime::Engine;
 use capt_host_runtime::PolicySlot;
 
 /// A candidate in shadow mode, waiting for its promotion.
@@ -42,7 +43,7 @@ pub(crate) struct Job {
     status: Arc<PolicyStatus>,
     metrics: SwapMetrics,
     events: Option<SwapEvents>,
-    reconcile_all: Box<dyn Fn() + Send + Sync>,
+    reconcile_all: ReconcileAll,
     active: Module,
     last_good: Option<Module>,
     bad: HashSet<String>,
@@ -62,7 +63,7 @@ impl Job {
         reporter: &str,
         identity: &str,
         metrics: SwapMetrics,
-        reconcile_all: Box<dyn Fn() + Send + Sync>,
+        reconcile_all: ReconcileAll,
     ) -> Self {
         let Swapper {
             config,
@@ -391,7 +392,7 @@ impl Job {
                 .unwrap_or_default()
         );
         self.event(false, "PolicySwapped", &note).await;
-        (self.reconcile_all)();
+        self.reconcile_all.reconcile_all();
     }
 
     /// Rolls the active module back to the last good one, if `request` is still about it.
@@ -450,7 +451,7 @@ impl Job {
             from.label, from.digest, to.label, request.message
         );
         self.event(true, "PolicyRolledBack", &note).await;
-        (self.reconcile_all)();
+        self.reconcile_all.reconcile_all();
     }
 
     /// Reports a rejected candidate (step 6); the active module stays.

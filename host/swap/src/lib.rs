@@ -49,12 +49,13 @@ use std::path::PathBuf;
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 use std::time::{Duration, Instant};
 
-use capt_host_runtime::compile_cache::CompileCache;
-use capt_host_runtime::engine::Engine;
+use capt_host_operator::OperatorBuilder;
+use capt_host_runtime::CompileCache;
+use capt_host_runtime::Engine;
 use capt_host_runtime::PolicySlot;
-use capt_host_runtime::wasm::{Compilation, WasmPolicy};
+use capt_host_runtime::{Compilation, WasmPolicy};
 
-pub use self::canary::{Canary, CanaryReport, EMBEDDED_SUITE_POLICY, embedded_suite_len};
+pub use self::canary::{Canary, CanaryReport, Suite};
 pub use self::error::SwapError;
 pub use self::report::EventTarget;
 pub use self::shadow::{Difference, MAX_IN_FLIGHT as MAX_SHADOW_CALLS, ShadowStats};
@@ -64,7 +65,7 @@ pub use self::status::{
 };
 pub use self::supervised::{ProbationReport, ProbationState};
 
-pub(crate) use self::job::Job;
+use self::job::Job;
 
 /// How hot swaps work. [`SwapConfig::new`] gives the defaults documented on each field.
 #[derive(Debug, Clone)]
@@ -85,7 +86,7 @@ pub struct SwapConfig {
     pub max_module_bytes: u64,
     /// Where compiled modules are kept; `None`: compile every time. Default `None`.
     pub compile_cache: Option<CompileCache>,
-    /// The scenario suite a candidate must pass. Default: the embedded suite.
+    /// The scenario suite a candidate must pass. Default: none.
     pub canary: Canary,
     /// How long a candidate runs in shadow mode before it is promoted; zero: no shadow run.
     /// Default zero.
@@ -108,7 +109,7 @@ impl SwapConfig {
             rescan: Some(Duration::from_secs(60)),
             max_module_bytes: 16 << 20,
             compile_cache: None,
-            canary: Canary::Embedded,
+            canary: Canary::Off,
             shadow: Duration::ZERO,
             rollback: RollbackPolicy::default(),
             events: None,
@@ -132,8 +133,8 @@ pub struct RollbackPolicy {
 }
 
 /// The policy module of an operator, hot-swappable: the initial module loaded from
-/// [`SwapConfig::module`], and the job that swaps it
-/// ([`crate::operator::Operator::start_swapping`] runs it).
+/// [`SwapConfig::module`], and the job that swaps it (plugged into an operator with
+/// [`Swapper::attach`]).
 pub struct Swapper {
     config: Arc<SwapConfig>,
     engine: Engine,
@@ -229,6 +230,26 @@ impl Swapper {
     /// The configuration.
     pub fn config(&self) -> &SwapConfig {
         &self.config
+    }
+
+    /// Plugs the swaps into `operator` (which must run [`Swapper::slot`]): the job runs beside
+    /// it, its metrics join the operator's, `/policy` serves its status, and every promotion or
+    /// rollback reconciles every trigger object again. Returns the status `/policy` serves.
+    pub fn attach(self, operator: &mut OperatorBuilder) -> Arc<PolicyStatus> {
+        let status = self.status();
+        let metrics = SwapMetrics::register(operator.metrics_registry());
+        operator.status_provider(status.clone());
+        let config = operator.config();
+        let job = Job::new(
+            self,
+            operator.client().clone(),
+            &config.reporter,
+            &config.identity,
+            metrics,
+            operator.reconcile_all(),
+        );
+        operator.run_beside("swap", move |shutdown| job.run(shutdown));
+        status
     }
 
     /// Reads the files now and checks what they hold against the active module (steps 1 to 4

@@ -18,11 +18,11 @@ use super::shadow::ShadowSlot;
 use super::source::{self, Candidate};
 use super::status::ModuleReport;
 use super::supervised::{Probation, Supervised};
-use capt_host_runtime::engine::Engine;
-use capt_host_runtime::ActivePolicy;
 use capt_host_core::Policy;
 use capt_host_core::rounds;
-use capt_host_runtime::wasm::{Compilation, WasmPolicy};
+use capt_host_runtime::ActivePolicy;
+use capt_host_runtime::Engine;
+use capt_host_runtime::{Compilation, WasmPolicy};
 
 /// A module that loaded, with its settings: the active one, the last good one, or a checked
 /// candidate.

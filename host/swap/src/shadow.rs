@@ -19,9 +19,9 @@ use prometheus_client::metrics::counter::Counter;
 use serde_json::{Value, json};
 
 use super::lock;
-use capt_host_core::{Policy, PolicyError};
 use capt_host_core::view;
-use capt_host_runtime::wasm::WasmPolicy;
+use capt_host_core::{Policy, PolicyError};
+use capt_host_runtime::WasmPolicy;
 
 /// Shadow calls that may run at once; more are skipped. Each holds one instance slot of the
 /// engine's pool next to the active module's calls.
@@ -174,7 +174,10 @@ impl ShadowRun {
         self.differences.inc();
         let mut diff = capt_host_core::scenario::matching::diff(&expected, &actual);
         if diff.len() > DIFF_BYTES {
-            diff = format!("{}\n(cut)", capt_host_core::text::truncate(&diff, DIFF_BYTES));
+            diff = format!(
+                "{}\n(cut)",
+                capt_host_core::text::truncate(&diff, DIFF_BYTES)
+            );
         }
         tracing::info!(
             trigger = %request.trigger,

@@ -17,6 +17,7 @@ use super::canary::CanaryReport;
 use super::lock;
 use super::shadow::{ShadowSlot, ShadowStats};
 use super::supervised::{Probation, ProbationReport};
+use capt_host_operator::{OperatorBuilder, StatusProvider};
 use capt_host_runtime::ActivePolicy;
 
 /// Serializes a duration as whole milliseconds.
@@ -236,6 +237,15 @@ impl PolicyStatus {
         }
     }
 
+    /// Reports the module of an operator that never swaps it, as a swapping one would:
+    /// `/policy` serves its status, the `policy_*` metric families join the operator's.
+    pub fn attach_fixed(operator: &mut OperatorBuilder) -> Arc<Self> {
+        let status = Arc::new(Self::new(ModuleReport::of(&operator.policy().current())));
+        SwapMetrics::register(operator.metrics_registry()).set_active(&status.report().active);
+        operator.status_provider(status.clone());
+        status
+    }
+
     pub(crate) fn update(&self, change: impl FnOnce(&mut State)) {
         change(&mut lock(&self.state));
     }
@@ -268,6 +278,14 @@ impl PolicyStatus {
             rejections: state.rejections,
             rollbacks: state.rollbacks,
         }
+    }
+}
+
+impl StatusProvider for PolicyStatus {
+    fn status(&self) -> serde_json::Value {
+        serde_json::to_value(self.report()).unwrap_or_else(
+            |error| serde_json::json!({"error": format!("the report does not serialize: {error}")}),
+        )
     }
 }
 

@@ -16,7 +16,7 @@ use super::RollbackPolicy;
 use super::lock;
 use super::shadow::ShadowSlot;
 use capt_host_core::{Policy, PolicyError};
-use capt_host_runtime::wasm::WasmPolicy;
+use capt_host_runtime::WasmPolicy;
 
 /// The active module, watched.
 pub(crate) struct Supervised {

@@ -1,20 +1,18 @@
 //! Builds every variant of the `policy-fixtures` guest and generates the constants naming them.
 //!
-//! Like `host/build.rs` (and wasmtime's `crates/test-programs/artifacts/build.rs`): nested
-//! `cargo build`s in a target directory under `OUT_DIR` (so they never wait for the lock the
-//! outer cargo holds), with the outer build's compiler flags and wrappers removed. One cargo
-//! call per variant, since features are per package; all calls share one target directory, so
-//! the dependencies are built once per wasm target and each variant only recompiles the small
-//! fixtures crate. The variants' dep-info files give the exact `rerun-if-changed` lines.
+//! Like `host/cli/build.rs`: nested `cargo build`s (`capt-wasm-build`). One cargo call per
+//! variant, since features are per package; all calls share one target directory, so the
+//! dependencies are built once per wasm target and each variant only recompiles the small
+//! fixtures crate.
 //!
 //! Every variant is copied to `OUT_DIR/fixtures/<feature>.wasm`; `OUT_DIR/fixtures.rs` (included
 //! by `src/lib.rs`) holds one constant per variant, `ALL` and the `foreach_fixture!` macro.
 
-use std::env;
 use std::fmt::Write as _;
 use std::fs;
 use std::path::{Path, PathBuf};
-use std::process::{Command, Stdio};
+
+use capt_wasm_build::{Build, ensure_target_installed, env_var, rerun_if_changed};
 
 /// The guest package whose variants are built.
 const PACKAGE: &str = "policy-fixtures";
@@ -151,7 +149,7 @@ fn build() -> Result<(), String> {
     fs::write(&generated_file, generated)
         .map_err(|e| format!("could not write {}: {e}", generated_file.display()))?;
 
-    for path in [
+    rerun_if_changed([
         workspace.join("Cargo.toml"),
         workspace.join("Cargo.lock"),
         workspace.join("rust-toolchain.toml"),
@@ -159,9 +157,7 @@ fn build() -> Result<(), String> {
         workspace.join("guest").join("Cargo.toml"),
         workspace.join("wit").join("Cargo.toml"),
         guest_dir.join("Cargo.toml"),
-    ] {
-        println!("cargo:rerun-if-changed={}", path.display());
-    }
+    ]);
     Ok(())
 }
 
@@ -171,61 +167,28 @@ fn build_variant(
     target_dir: &Path,
     variant: &Variant,
 ) -> Result<PathBuf, String> {
-    let artifacts = target_dir.join(variant.target).join(PROFILE);
-    let wasm = artifacts.join(format!("{ARTIFACT}.wasm"));
+    let build = Build {
+        workspace,
+        package: PACKAGE,
+        artifact: ARTIFACT,
+        target: variant.target,
+        profile: PROFILE,
+        features: &[variant.feature],
+        target_dir,
+    };
+    let wasm = build.wasm();
     // Variants share the target directory, and a cdylib's file name carries no feature hash:
     // the component left there is the previous variant's. Without it cargo relinks this one
     // (only this crate is recompiled; its dependencies stay fresh).
-    for stale in [
-        &wasm,
-        &artifacts.join("deps").join(format!("{ARTIFACT}.wasm")),
-    ] {
+    let deps = wasm.with_file_name("deps").join(format!("{ARTIFACT}.wasm"));
+    for stale in [&wasm, &deps] {
         match fs::remove_file(stale) {
             Ok(()) => {}
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
             Err(e) => return Err(format!("could not remove {}: {e}", stale.display())),
         }
     }
-
-    let cargo = env::var("CARGO").unwrap_or_else(|_| "cargo".into());
-    let status = Command::new(&cargo)
-        .arg("build")
-        .arg("--manifest-path")
-        .arg(workspace.join("Cargo.toml"))
-        .args([
-            "-p",
-            PACKAGE,
-            "--target",
-            variant.target,
-            "--profile",
-            PROFILE,
-        ])
-        .args(["--features", variant.feature])
-        .arg("--target-dir")
-        .arg(target_dir)
-        // Flags meant for the host build must not leak into the wasm build; clippy's wrapper
-        // must not lint the guest from here. The jobserver (CARGO_MAKEFLAGS) is kept, so the
-        // nested builds share the outer build's job slots.
-        .env_remove("CARGO_ENCODED_RUSTFLAGS")
-        .env_remove("RUSTFLAGS")
-        .env_remove("RUSTC_WORKSPACE_WRAPPER")
-        .env_remove("CARGO_BUILD_TARGET")
-        .env_remove("CARGO_TARGET_DIR")
-        .env_remove("CARGO_BUILD_TARGET_DIR")
-        // Cargo's stdout is parsed for `cargo:` directives: keep the nested cargo's away from it.
-        .stdout(Stdio::null())
-        .status()
-        .map_err(|e| format!("could not run `{cargo}`: {e}"))?;
-    if !status.success() {
-        return Err(format!(
-            "building the `{feature}` fixture failed ({status}); to see why, run:\n  \
-             cargo build -p {PACKAGE} --target {target} --profile {PROFILE} --features {feature}",
-            feature = variant.feature,
-            target = variant.target,
-        ));
-    }
-    emit_rerun_lines(&artifacts.join(format!("{ARTIFACT}.d")))?;
-    Ok(wasm)
+    build.run()
 }
 
 /// `ALL` and `foreach_fixture!`, from [`VARIANTS`].
@@ -253,70 +216,4 @@ fn generate_lists() -> String {
          macro_rules! foreach_fixture {{\n    ($m:ident) => {{\n{each}    }};\n}}\n",
         count = VARIANTS.len(),
     )
-}
-
-/// Emits one `rerun-if-changed` line per input listed in a dep-info file
-/// (`target: dep dep ...`, spaces inside paths escaped with `\`).
-fn emit_rerun_lines(dep_info: &Path) -> Result<(), String> {
-    let text = fs::read_to_string(dep_info)
-        .map_err(|e| format!("could not read {}: {e}", dep_info.display()))?;
-    for line in text.lines() {
-        let Some((_, deps)) = line.split_once(": ") else {
-            continue;
-        };
-        let mut current = String::new();
-        let mut chars = deps.chars();
-        while let Some(c) = chars.next() {
-            match c {
-                '\\' => current.extend(chars.next()),
-                ' ' => {
-                    if !current.is_empty() {
-                        println!("cargo:rerun-if-changed={current}");
-                        current.clear();
-                    }
-                }
-                c => current.push(c),
-            }
-        }
-        if !current.is_empty() {
-            println!("cargo:rerun-if-changed={current}");
-        }
-    }
-    Ok(())
-}
-
-/// Makes sure a wasm target's standard library is installed: rustup does not add the targets
-/// listed in `rust-toolchain.toml` to a toolchain that is already installed.
-fn ensure_target_installed(target: &str) -> Result<(), String> {
-    let rustc = env::var("RUSTC").unwrap_or_else(|_| "rustc".into());
-    let output = Command::new(&rustc)
-        .args(["--print", "sysroot"])
-        .output()
-        .map_err(|e| format!("could not run `{rustc} --print sysroot`: {e}"))?;
-    let sysroot = String::from_utf8_lossy(&output.stdout).trim().to_owned();
-    if Path::new(&sysroot)
-        .join("lib/rustlib")
-        .join(target)
-        .is_dir()
-    {
-        return Ok(());
-    }
-    println!("cargo:warning=the {target} target is missing; running `rustup target add {target}`");
-    let added = Command::new("rustup")
-        .args(["target", "add", target])
-        .stdout(Stdio::null())
-        .status()
-        .is_ok_and(|s| s.success());
-    if added {
-        Ok(())
-    } else {
-        Err(format!(
-            "the {target} target is not installed and `rustup target add` failed; run:\n  \
-             rustup target add {target}"
-        ))
-    }
-}
-
-fn env_var(name: &str) -> Result<String, String> {
-    env::var(name).map_err(|_| format!("cargo did not set {name}"))
 }

@@ -22,6 +22,9 @@
 
 #[path = "../support/cluster.rs"]
 mod cluster;
+#[allow(dead_code, reason = "each binary uses part of it")]
+#[path = "../../src/embedded.rs"]
+mod embedded;
 #[path = "../support/process.rs"]
 mod process;
 
@@ -30,8 +33,9 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
 
+use crate::embedded::DEFAULT_POLICY;
 use anyhow::Context as _;
-use capt_host::{CompileCache, DEFAULT_POLICY, Engine, Limits, WasmPolicy};
+use capt_host_runtime::{CompileCache, Engine, Limits, WasmPolicy};
 use inproc_apiserver::{ApiServer, ServerConfig};
 use kube::api::{Api, ApiResource, DynamicObject, Patch, PatchParams};
 use serde_json::{Value, json};

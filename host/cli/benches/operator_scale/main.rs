@@ -184,7 +184,9 @@ fn main() -> anyhow::Result<()> {
 /// `path` as given if absolute, else relative to the workspace root (cargo runs benches in
 /// the package's directory).
 fn from_workspace(path: String) -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join("..").join(path)
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("../..")
+        .join(path)
 }
 
 /// The results file's runs by cluster count (empty if there is no file yet).

@@ -34,5 +34,7 @@ pub fn micros(d: Duration) -> f64 {
 /// `path` as given if absolute, else relative to the workspace root (cargo runs benches in the
 /// package's directory).
 pub fn from_workspace(path: &str) -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join("..").join(path)
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("../..")
+        .join(path)
 }

@@ -3,7 +3,7 @@
 use std::path::Path;
 use std::sync::Mutex;
 
-use capt_host::{Policy, PolicyError};
+use capt_host_core::{Policy, PolicyError};
 use capt_policy::{Metadata, Request, Response};
 
 /// The scenario whose final rounds are the benchmarks' requests.
@@ -32,13 +32,14 @@ impl Policy for Recorder<'_> {
 /// The last request of the happy-path scenario (run with `policy`) for each of the two
 /// trigger kinds: every related object present.
 pub fn final_requests(policy: &dyn Policy) -> Vec<(String, Request)> {
-    let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("..");
-    let scenario = capt_host::scenario::load(&root.join(SCENARIO)).expect("the scenario loads");
+    let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("../..");
+    let scenario =
+        capt_host_core::scenario::load(&root.join(SCENARIO)).expect("the scenario loads");
     let recorder = Recorder {
         inner: policy,
         requests: Mutex::new(vec![]),
     };
-    let outcome = capt_host::scenario::run(&scenario, &recorder);
+    let outcome = capt_host_core::scenario::run(&scenario, &recorder);
     assert!(outcome.passed(), "the happy-path scenario passes");
     let requests = recorder.requests.into_inner().expect("not poisoned");
     ["CAPTCluster", "CAPTControlPlane"]

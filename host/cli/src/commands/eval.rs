@@ -4,10 +4,11 @@ use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 
 use anyhow::{Context as _, bail};
-use capt_host::scenario::{Selector, runner};
-use capt_host::view::{self, ReferenceView, ResponseView};
-use capt_host::world::World;
-use capt_host::{Policy as _, manifests, rounds};
+use capt_host_core::scenario::{Selector, runner};
+use capt_host_core::view::{self, ReferenceView, ResponseView};
+use capt_host_core::world::World;
+use capt_host_core::{Policy as _, rounds};
+use capt_host_operator::manifests;
 use chrono::{DateTime, SecondsFormat, Utc};
 use clap::Args;
 use serde::Serialize;

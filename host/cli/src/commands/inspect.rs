@@ -2,8 +2,9 @@
 
 use std::process::ExitCode;
 
-use capt_host::view::{self, KindView};
-use capt_host::{Policy as _, WitItem};
+use capt_host_core::Policy as _;
+use capt_host_core::view::{self, KindView};
+use capt_host_runtime::WitItem;
 use clap::Args;
 use serde::Serialize;
 use serde_json::Value;

@@ -1,6 +1,7 @@
 //! The subcommands, one module each; this module only declares the command line and
 //! dispatches.
 
+#[cfg(feature = "demo")]
 mod demo;
 mod eval;
 mod inspect;
@@ -10,9 +11,10 @@ mod test;
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 
+use crate::embedded::DEFAULT_POLICY;
+use crate::telemetry::LogFormat;
 use anyhow::Context as _;
-use capt_host::telemetry::LogFormat;
-use capt_host::{DEFAULT_POLICY, Engine, Limits, WasmPolicy};
+use capt_host_runtime::{Engine, Limits, WasmPolicy};
 use clap::error::ErrorKind;
 use clap::parser::ValueSource;
 use clap::{Args, CommandFactory as _, FromArgMatches as _, Parser, Subcommand, ValueEnum as _};
@@ -82,6 +84,7 @@ pub enum Command {
     Run(Box<run::Run>),
     /// Show the operator at work: an in-process API server, the CAPT samples and a simulated
     /// Crossplane, until both CAPT objects are Ready.
+    #[cfg(feature = "demo")]
     Demo(demo::Demo),
 }
 
@@ -93,6 +96,7 @@ impl Command {
             Self::Eval(command) => command.run(),
             Self::Inspect(command) => command.run(),
             Self::Run(command) => (*command).run(),
+            #[cfg(feature = "demo")]
             Self::Demo(command) => command.run(),
         }
     }

@@ -5,10 +5,12 @@ use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 use std::time::Duration;
 
+use crate::embedded::{self, DEFAULT_POLICY};
 use anyhow::Context as _;
-use capt_host::operator::{ActivePolicy, LeaderElection, Operator, OperatorConfig, PolicySlot};
-use capt_host::swap::{Canary, EventTarget, RollbackPolicy, SwapConfig, Swapper};
-use capt_host::{CompileCache, DEFAULT_POLICY, Engine, Limits, WasmPolicy};
+use capt_host_operator::{LeaderElection, Operator, OperatorConfig};
+use capt_host_runtime::{ActivePolicy, PolicySlot};
+use capt_host_runtime::{CompileCache, Engine, Limits, WasmPolicy};
+use capt_host_swap::{Canary, EventTarget, PolicyStatus, RollbackPolicy, SwapConfig, Swapper};
 use clap::Args;
 use kube::config::{KubeConfigOptions, Kubeconfig};
 
@@ -156,7 +158,7 @@ pub struct Run {
 
 /// Parses a Go-style duration (`90s`, `5m`, `250ms`, `0`).
 fn duration(text: &str) -> Result<Duration, String> {
-    capt_host::scenario::duration::parse(text)
+    capt_host_core::scenario::duration::parse(text)
 }
 
 impl Run {
@@ -210,7 +212,7 @@ impl Run {
                 swap.canary = match (canary_scenarios, no_canary) {
                     (_, true) => Canary::Off,
                     (Some(dir), false) => Canary::Dir(dir),
-                    (None, false) => Canary::Embedded,
+                    (None, false) => embedded::canary(),
                 };
                 swap.shadow = shadow_duration;
                 swap.rollback = RollbackPolicy {
@@ -262,7 +264,11 @@ impl Run {
                 ));
             }
             let operator = match policy {
-                Policies::Fixed(slot) => Operator::start(client, config, slot).await?,
+                Policies::Fixed(slot) => {
+                    let mut operator = Operator::builder(client, config, slot);
+                    PolicyStatus::attach_fixed(&mut operator);
+                    operator.start().await?
+                }
                 Policies::Swapped(swapper) => {
                     // Swap events are about this Pod (downward API), else about the Lease.
                     let target = match (non_empty_env("POD_NAMESPACE"), non_empty_env("POD_NAME")) {
@@ -272,7 +278,9 @@ impl Run {
                         _ => EventTarget::lease(&lease_namespace, &lease_name),
                     };
                     let swapper = (*swapper).with_events(Some(target));
-                    Operator::start_swapping(client, config, swapper).await?
+                    let mut operator = Operator::builder(client, config, swapper.slot().clone());
+                    swapper.attach(&mut operator);
+                    operator.start().await?
                 }
             };
             operator.run_until(shutdown_signal()).await?;

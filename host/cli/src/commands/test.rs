@@ -4,8 +4,8 @@ use std::io::Write as _;
 use std::path::PathBuf;
 use std::process::ExitCode;
 
-use capt_host::scenario::{self, Outcome};
-use capt_host::view;
+use capt_host_core::scenario::{self, Outcome};
+use capt_host_core::view;
 use clap::Args;
 
 use super::ModuleArgs;
@@ -59,7 +59,7 @@ impl Test {
                 Err(error) => {
                     failed += 1;
                     writeln!(out, "FAIL {path}: (not a valid scenario)")?;
-                    writeln!(out, "{}", indent(&capt_host::error_chain(&error), 4))?;
+                    writeln!(out, "{}", indent(&capt_host_core::error_chain(&error), 4))?;
                     continue;
                 }
             };

@@ -5,11 +5,11 @@
 use std::path::Path;
 use std::process::Command;
 
-use capt_host::DEFAULT_POLICY;
+use crate::embedded::DEFAULT_POLICY;
 
 #[test]
 fn node_and_python_hosts_agree_with_capt_host_patch_for_patch() {
-    let repo = Path::new(env!("CARGO_MANIFEST_DIR")).join("..");
+    let repo = Path::new(env!("CARGO_MANIFEST_DIR")).join("../..");
     let module = Path::new(env!("CARGO_TARGET_TMPDIR")).join("embedding-policy.wasm");
     std::fs::write(&module, DEFAULT_POLICY).unwrap();
     let output = Command::new("bash")

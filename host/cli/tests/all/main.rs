@@ -4,11 +4,16 @@
 //! - `embedding`: Node.js and Python hosts agree with `capt-host` (tests/embedding/run.sh);
 //! - `cli`: the `capt-host` binary on the fixtures in `tests/fixtures/`;
 //! - `parity`: the embedded policy as wasm vs natively, over its scenario files;
-//! - `policy_files`: the files shipped with the default policy agree with the component.
+//! - `policy_files`: the files shipped with the default policy agree with the component;
+//! - `layers`: the host's crates keep their dependency rules (`cargo metadata`).
 
 mod cli;
+#[allow(dead_code, reason = "each binary uses part of it")]
+#[path = "../../src/embedded.rs"]
+mod embedded;
 mod embedding;
 mod guests;
+mod layers;
 mod parity;
 mod policy_files;
 mod wasm;

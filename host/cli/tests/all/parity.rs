@@ -4,8 +4,10 @@
 
 use std::path::Path;
 
-use capt_host::scenario::{self, Outcome};
-use capt_host::{DEFAULT_POLICY, Engine, Limits, Policy, PolicyError, WasmPolicy};
+use crate::embedded::DEFAULT_POLICY;
+use capt_host_core::scenario::{self, Outcome};
+use capt_host_core::{Policy, PolicyError};
+use capt_host_runtime::{Engine, Limits, WasmPolicy};
 use capt_policy::{Metadata, Request, Response};
 
 /// The guest crate, called directly.
@@ -23,7 +25,7 @@ impl Policy for Native {
 
 #[test]
 fn wasm_and_native_runs_of_every_scenario_emit_identical_patch_streams() {
-    let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("../policies/capt-status/scenarios");
+    let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../policies/capt-status/scenarios");
     let files = if dir.is_dir() {
         scenario::files(&[dir]).unwrap()
     } else {

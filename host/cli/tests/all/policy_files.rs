@@ -2,10 +2,16 @@
 
 use std::path::Path;
 
-use capt_host::{DEFAULT_POLICY, Engine, Limits, Policy, WasmPolicy};
+use capt_host_core::Policy;
+
+use capt_host_runtime::{Engine, Limits, WasmPolicy};
+
+use crate::embedded::DEFAULT_POLICY;
 
 fn repo_file(path: &str) -> String {
-    let full = Path::new(env!("CARGO_MANIFEST_DIR")).join("..").join(path);
+    let full = Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("../..")
+        .join(path);
     std::fs::read_to_string(&full).unwrap_or_else(|e| panic!("{}: {e}", full.display()))
 }
 
@@ -22,7 +28,7 @@ fn the_shipped_settings_file_equals_the_policy_defaults() {
 
 #[test]
 fn the_release_component_stays_under_300_kb() {
-    // The embedded component is built with the size-tuned `guest` profile (see host/build.rs).
+    // The embedded component is built with the size-tuned `guest` profile (see host/cli/build.rs).
     let size = DEFAULT_POLICY.len();
     assert!(size < 300_000, "the policy component grew to {size} bytes");
 }

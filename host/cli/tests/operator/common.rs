@@ -9,10 +9,12 @@ use std::time::Duration;
 pub use crate::capt::*;
 pub use crate::harness::{eventually, http_get, metric, server, trace, within};
 
-use capt_host::operator::{
-    ActivePolicy, LeaderElection, Operator, OperatorConfig, PolicySlot, Reconciled, RetryPolicy,
-};
-use capt_host::{DEFAULT_POLICY, Engine, Limits, Policy, WasmPolicy};
+use capt_host_operator::{LeaderElection, Operator, OperatorConfig, Reconciled, RetryPolicy};
+
+use crate::embedded::DEFAULT_POLICY;
+use capt_host_core::Policy;
+use capt_host_runtime::{ActivePolicy, PolicySlot};
+use capt_host_runtime::{Engine, Limits, WasmPolicy};
 use inproc_apiserver::ApiServer;
 use kube::Client;
 use serde_json::json;

@@ -17,6 +17,9 @@
 
 mod chain;
 mod common;
+#[allow(dead_code, reason = "each binary uses part of it")]
+#[path = "../../src/embedded.rs"]
+mod embedded;
 
 /// CAPT objects, shared with the other operator test binary (each uses a subset).
 #[allow(dead_code)]

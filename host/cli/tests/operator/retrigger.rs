@@ -5,6 +5,7 @@
 use std::collections::BTreeSet;
 use std::time::Duration;
 
+use capt_host_operator::ReconcileResult;
 use kube::api::{Api, DeleteParams, DynamicObject, Patch, PatchParams};
 use serde_json::json;
 
@@ -112,7 +113,11 @@ async fn a_trigger_is_not_reconciled_again_for_its_own_write() {
         .filter(|r| name(r) == "CAPTCluster/a")
         .map(|r| (r.result, r.writes))
         .collect();
-    assert_eq!(own, [("changed", 1)], "every reconcile: {records:?}");
+    assert_eq!(
+        own,
+        [(ReconcileResult::Changed, 1)],
+        "every reconcile: {records:?}"
+    );
     assert_eq!(capt.capt_cluster("a").unwrap()["status"]["ready"], true);
 
     operator.shutdown().await.expect("a clean shutdown");

@@ -5,35 +5,17 @@
 use std::future::Future;
 use std::time::Duration;
 
-use capt_host::manifests;
+use capt_host_operator::manifests;
 use inproc_apiserver::ApiServer;
 use tokio::io::{AsyncReadExt as _, AsyncWriteExt as _};
 
 use crate::PATIENCE;
 
-/// The CRDs the operator and the tests need.
-const CRDS: [&str; 6] = [
-    include_str!(
-        "../../../policies/capt-status/crds/infrastructure.cluster.x-k8s.io_captclusters.yaml"
-    ),
-    include_str!(
-        "../../../policies/capt-status/crds/controlplane.cluster.x-k8s.io_captcontrolplanes.yaml"
-    ),
-    include_str!(
-        "../../../policies/capt-status/crds/infrastructure.cluster.x-k8s.io_workspacetemplates.yaml"
-    ),
-    include_str!(
-        "../../../policies/capt-status/crds/infrastructure.cluster.x-k8s.io_workspacetemplateapplies.yaml"
-    ),
-    include_str!("../../../policies/capt-status/crds/test-only/cluster.x-k8s.io_clusters.yaml"),
-    include_str!("../../../policies/capt-status/crds/test-only/tf.upbound.io_workspaces.yaml"),
-];
-
 /// A fresh API server with the CRDs installed.
 pub async fn server() -> ApiServer {
     let server = ApiServer::start().await.expect("the API server starts");
     let mut crds = Vec::new();
-    for text in CRDS {
+    for text in capt_status_sim::CRDS {
         crds.extend(manifests::parse(text).expect("the CRD files are YAML"));
     }
     manifests::create(&server.client(), &crds)

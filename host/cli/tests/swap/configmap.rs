@@ -7,6 +7,8 @@
 use std::os::unix::fs::symlink;
 use std::path::Path;
 
+use capt_host_operator::ReconcileResult;
+
 use crate::support::{
     Capt, SETTINGS, TempDir, digest, fixtures, policy_until, server, start, v1, v2,
 };
@@ -36,7 +38,7 @@ async fn a_configmap_update_is_picked_up_and_every_trigger_is_reconciled_again()
     let capt = Capt::new(&server);
     let mount = TempDir::new("configmap");
     publish(mount.path(), "1", &v1());
-    let mut config = capt_host::swap::SwapConfig::new(mount.join("policy.wasm"));
+    let mut config = capt_host_swap::SwapConfig::new(mount.join("policy.wasm"));
     config.settings = Some(mount.join("settings.yaml"));
     config.debounce = std::time::Duration::from_millis(100);
     config.rescan = None;
@@ -60,7 +62,7 @@ async fn a_configmap_update_is_picked_up_and_every_trigger_is_reconciled_again()
     crate::support::within("every trigger to be reconciled again", async {
         while seen.len() < 2 {
             let done = reports.recv().await.expect("reports");
-            assert_ne!(done.result, "error", "{done:?}");
+            assert_ne!(done.result, ReconcileResult::Error, "{done:?}");
             seen.insert(format!("{}/{}", done.trigger.kind, done.trigger.name));
         }
     })

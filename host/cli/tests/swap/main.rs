@@ -25,6 +25,9 @@
 //! Tests never assert timings: every wait is bounded by a generous `PATIENCE` only.
 
 mod configmap;
+#[allow(dead_code, reason = "each binary uses part of it")]
+#[path = "../../src/embedded.rs"]
+mod embedded;
 mod load;
 mod measure;
 mod pipeline;

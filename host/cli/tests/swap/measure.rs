@@ -4,7 +4,7 @@
 
 use std::time::Instant;
 
-use capt_host::{CompileCache, WasmPolicy};
+use capt_host_runtime::{CompileCache, WasmPolicy};
 
 use crate::support::{Files, TempDir, digest, engine, policy_until, server, start, v1, v2};
 

@@ -1,8 +1,10 @@
 //! The checks of a candidate on their own (`Swapper::check`: read, compile, contract, canary),
 //! and the compile cache.
 
-use capt_host::swap::{Swapper, embedded_suite_len};
-use capt_host::{CompileCache, CompileCacheError, WasmPolicy};
+use capt_host_swap::Swapper;
+
+use crate::embedded::suite_len as embedded_suite_len;
+use capt_host_runtime::{CompileCache, CompileCacheError, WasmPolicy};
 
 use crate::support::{Files, TempDir, digest, engine, fixtures, v1, v2};
 
@@ -45,7 +47,7 @@ fn every_bad_module_is_rejected_with_its_reason() {
                 error.reason(),
                 reason,
                 "{name}: {}",
-                capt_host::error_chain(&error)
+                capt_host_core::error_chain(&error)
             ),
         }
     }

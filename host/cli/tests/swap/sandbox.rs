@@ -5,8 +5,11 @@
 use std::sync::Arc;
 use std::time::Duration;
 
-use capt_host::operator::{ActivePolicy, Operator, PolicySlot};
-use capt_host::{Engine, Limits, Policy, WasmPolicy};
+use capt_host_operator::Operator;
+
+use capt_host_core::Policy;
+use capt_host_runtime::{ActivePolicy, PolicySlot};
+use capt_host_runtime::{Engine, Limits, WasmPolicy};
 use kube::Client;
 use serde_json::json;
 

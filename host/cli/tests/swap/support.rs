@@ -4,16 +4,17 @@
 //! helpers; the plumbing both binaries share is `../shared/harness.rs`.
 
 use std::path::{Path, PathBuf};
-use std::sync::OnceLock;
 use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::{Arc, OnceLock};
 use std::time::Duration;
 
 pub use crate::capt::*;
 pub use crate::harness::{eventually, http_get, metric, server, trace, within};
 
-use capt_host::operator::{Operator, OperatorConfig, Reconciled, RetryPolicy};
-use capt_host::swap::{Canary, EventTarget, PolicyReport, SwapConfig, Swapper};
-use capt_host::{DEFAULT_POLICY, Engine, Limits};
+use crate::embedded::DEFAULT_POLICY;
+use capt_host_operator::{Operator, OperatorConfig, OperatorError, Reconciled, RetryPolicy};
+use capt_host_runtime::{Engine, Limits};
+use capt_host_swap::{EventTarget, PolicyReport, PolicyStatus, SwapConfig, Swapper};
 use inproc_apiserver::ApiServer;
 use k8s_openapi::api::events::v1::Event;
 use kube::Client;
@@ -145,7 +146,7 @@ impl Files {
         config.settings = Some(self.settings());
         config.debounce = Duration::from_millis(100);
         config.rescan = None;
-        config.canary = Canary::Embedded;
+        config.canary = crate::embedded::canary();
         config.events = Some(EventTarget::pod("default", POD, None));
         config
     }
@@ -163,19 +164,48 @@ pub fn operator_config(identity: &str) -> OperatorConfig {
     config
 }
 
+/// An operator with hot swaps plugged in, and the status they report.
+pub struct Swapping {
+    operator: Operator,
+    status: Arc<PolicyStatus>,
+}
+
+impl std::ops::Deref for Swapping {
+    type Target = Operator;
+
+    fn deref(&self) -> &Operator {
+        &self.operator
+    }
+}
+
+impl Swapping {
+    /// What `/policy` serves.
+    pub fn policy(&self) -> PolicyReport {
+        self.status.report()
+    }
+
+    /// Stops the operator (and the swaps) gracefully.
+    pub async fn shutdown(self) -> Result<(), OperatorError> {
+        self.operator.shutdown().await
+    }
+}
+
 /// Loads `swap` and starts an operator swapping it on `server`; waits until its caches are
 /// synced. The reports of all its reconciles are collected from before the first one.
 pub async fn start(
     server: &ApiServer,
     identity: &str,
     swap: SwapConfig,
-) -> (Operator, broadcast::Receiver<Reconciled>) {
+) -> (Swapping, broadcast::Receiver<Reconciled>) {
     let swapper = Swapper::load(engine(), swap).expect("the initial module loads");
     let client =
         Client::try_from(server.kube_config().expect("a client configuration")).expect("a client");
-    let operator = Operator::start_swapping(client, operator_config(identity), swapper)
-        .await
-        .expect("the operator starts");
+    let mut operator = Operator::builder(client, operator_config(identity), swapper.slot().clone());
+    let status = swapper.attach(&mut operator);
+    let operator = Swapping {
+        operator: operator.start().await.expect("the operator starts"),
+        status,
+    };
     let reconciles = operator.reconciles();
     within("the caches to sync", operator.ready()).await;
     (operator, reconciles)
@@ -183,7 +213,7 @@ pub async fn start(
 
 /// Waits until `/policy` (read over HTTP) satisfies `condition`; returns that report.
 pub async fn policy_until(
-    operator: &Operator,
+    operator: &Swapping,
     what: &str,
     mut condition: impl FnMut(&PolicyReport, &Value) -> bool,
 ) -> Value {
@@ -239,7 +269,7 @@ impl Tally {
                             *counts
                                 .lock()
                                 .unwrap()
-                                .entry(done.result.to_owned())
+                                .entry(done.result.label().to_owned())
                                 .or_default() += 1;
                         }
                         Err(broadcast::error::RecvError::Lagged(n)) => {

@@ -1,4 +1,4 @@
-//! A simulated Crossplane provider-terraform, for the demo only. Unlike the operator, it knows
+//! A simulated Crossplane provider-terraform (the demo's). Unlike the operator, it knows
 //! CAPT's and Crossplane's object shapes.
 //!
 //! Every step it moves each WorkspaceTemplateApply one stage along, the way CAPT's controller
@@ -11,8 +11,6 @@
 
 use std::time::Duration;
 
-use anyhow::Context as _;
-use chrono::{SecondsFormat, Utc};
 use k8s_openapi::api::core::v1::Secret;
 use kube::api::{
     Api, ApiResource, DynamicObject, GroupVersionKind, Patch, PatchParams, PostParams,
@@ -20,7 +18,8 @@ use kube::api::{
 use kube::{Client, ResourceExt as _};
 use serde_json::{Value, json};
 
-use super::Clock;
+use crate::SimError;
+use crate::objects::{condition, now};
 
 /// The simulated Crossplane.
 pub struct Crossplane {
@@ -32,14 +31,17 @@ pub struct Crossplane {
 
 impl Crossplane {
     /// A simulation over the WorkspaceTemplateApplies of `namespace`.
-    pub async fn new(client: &Client, namespace: &str) -> anyhow::Result<Self> {
+    pub async fn new(client: &Client, namespace: &str) -> Result<Self, SimError> {
         let resource = |group, version, kind| {
             let gvk = GroupVersionKind::gvk(group, version, kind);
             async move {
                 kube::discovery::pinned_kind(client, &gvk)
                     .await
                     .map(|(resource, _)| resource)
-                    .with_context(|| format!("discovering {kind}"))
+                    .map_err(|source| SimError::Api {
+                        what: format!("discovering {kind}"),
+                        source,
+                    })
             }
         };
         let apply = resource(
@@ -57,24 +59,35 @@ impl Crossplane {
         })
     }
 
-    /// Moves every apply one stage along each `step`, forever (abort the task to stop it).
-    pub async fn run(self, step: Duration, clock: Clock) {
+    /// Moves every apply one stage along each `step`, forever (abort the task to stop it),
+    /// telling `say` what it did.
+    pub async fn run(self, step: Duration, say: impl Fn(&str)) {
         loop {
             tokio::time::sleep(step).await;
-            if let Err(error) = self.step(&clock).await {
-                clock.say(&format!("crossplane: {error:#} (retrying)"));
+            if let Err(error) = self.step(&say).await {
+                say(&format!("crossplane: {error} (retrying)"));
             }
         }
     }
 
-    async fn step(&self, clock: &Clock) -> anyhow::Result<()> {
-        for apply in self.applies.list(&Default::default()).await? {
+    async fn step(&self, say: &impl Fn(&str)) -> Result<(), SimError> {
+        let applies = self
+            .applies
+            .list(&Default::default())
+            .await
+            .map_err(api("listing the WorkspaceTemplateApplies"))?;
+        for apply in applies {
             let name = apply.name_any();
             let workspace_name = name.strip_suffix("-apply").unwrap_or(&name).to_owned();
-            let Some(workspace) = self.workspaces.get_opt(&workspace_name).await? else {
+            let Some(workspace) = self
+                .workspaces
+                .get_opt(&workspace_name)
+                .await
+                .map_err(api("reading a Workspace"))?
+            else {
                 if self.dependencies_ready(&apply).await? {
                     self.create_workspace(&apply, &workspace_name).await?;
-                    clock.say(&format!(
+                    say(&format!(
                         "crossplane: created Workspace {workspace_name} for WorkspaceTemplateApply {name}"
                     ));
                 }
@@ -89,12 +102,12 @@ impl Crossplane {
                     ]}),
                 )
                 .await?;
-                clock.say(&format!(
+                say(&format!(
                     "crossplane: Workspace {workspace_name} Synced (terraform apply running)"
                 ));
             } else if !has_condition(&workspace, "Ready") {
                 self.finish(&apply, &workspace_name).await?;
-                clock.say(&format!(
+                say(&format!(
                     "crossplane: Workspace {workspace_name} Ready with outputs; connection Secret written; {name} applied"
                 ));
             }
@@ -103,14 +116,19 @@ impl Crossplane {
     }
 
     /// True when every Workspace in `spec.waitForWorkspaces` is Ready.
-    async fn dependencies_ready(&self, apply: &DynamicObject) -> anyhow::Result<bool> {
+    async fn dependencies_ready(&self, apply: &DynamicObject) -> Result<bool, SimError> {
         let names = apply.data["spec"]["waitForWorkspaces"]
             .as_array()
             .into_iter()
             .flatten()
             .filter_map(|w| w["name"].as_str());
         for name in names {
-            match self.workspaces.get_opt(name).await? {
+            match self
+                .workspaces
+                .get_opt(name)
+                .await
+                .map_err(api("reading a Workspace"))?
+            {
                 Some(workspace) if has_condition(&workspace, "Ready") => {}
                 _ => return Ok(false),
             }
@@ -118,7 +136,7 @@ impl Crossplane {
         Ok(true)
     }
 
-    async fn create_workspace(&self, apply: &DynamicObject, name: &str) -> anyhow::Result<()> {
+    async fn create_workspace(&self, apply: &DynamicObject, name: &str) -> Result<(), SimError> {
         let template = apply.data["spec"]["templateRef"]["name"]
             .as_str()
             .unwrap_or_default();
@@ -131,13 +149,14 @@ impl Crossplane {
         workspace.metadata.labels = apply.metadata.labels.clone();
         self.workspaces
             .create(&PostParams::default(), &workspace)
-            .await?;
+            .await
+            .map_err(api("creating a Workspace"))?;
         self.set_apply_status(&apply.name_any(), json!({"workspaceName": name}))
             .await
     }
 
     /// Terraform finished: outputs, the connection Secret, the apply's applied status.
-    async fn finish(&self, apply: &DynamicObject, workspace_name: &str) -> anyhow::Result<()> {
+    async fn finish(&self, apply: &DynamicObject, workspace_name: &str) -> Result<(), SimError> {
         let spec = &apply.data["spec"];
         let cluster = spec["variables"]["cluster_name"].as_str().unwrap_or("demo");
         let (outputs, secret_data) = match spec["templateRef"]["name"].as_str() {
@@ -153,8 +172,15 @@ impl Crossplane {
                 "metadata": {"name": secret},
                 "type": "connection.crossplane.io/v1alpha1",
                 "stringData": secret_data,
-            }))?;
-            secrets.create(&PostParams::default(), &manifest).await?;
+            }))
+            .map_err(|source| SimError::Build {
+                what: "a connection Secret".into(),
+                source,
+            })?;
+            secrets
+                .create(&PostParams::default(), &manifest)
+                .await
+                .map_err(api("creating a connection Secret"))?;
         }
         self.set_workspace_status(
             workspace_name,
@@ -167,7 +193,7 @@ impl Crossplane {
             }),
         )
         .await?;
-        let now = Utc::now().to_rfc3339_opts(SecondsFormat::Secs, true);
+        let now = now();
         self.set_apply_status(
             &apply.name_any(),
             json!({
@@ -182,19 +208,21 @@ impl Crossplane {
         .await
     }
 
-    async fn set_workspace_status(&self, name: &str, status: Value) -> anyhow::Result<()> {
+    async fn set_workspace_status(&self, name: &str, status: Value) -> Result<(), SimError> {
         let patch = json!({"status": status});
         self.workspaces
             .patch_status(name, &PatchParams::default(), &Patch::Merge(&patch))
-            .await?;
+            .await
+            .map_err(api("patching a Workspace's status"))?;
         Ok(())
     }
 
-    async fn set_apply_status(&self, name: &str, status: Value) -> anyhow::Result<()> {
+    async fn set_apply_status(&self, name: &str, status: Value) -> Result<(), SimError> {
         let patch = json!({"status": status});
         self.applies
             .patch_status(name, &PatchParams::default(), &Patch::Merge(&patch))
-            .await?;
+            .await
+            .map_err(api("patching a WorkspaceTemplateApply's status"))?;
         Ok(())
     }
 }
@@ -225,13 +253,12 @@ fn eks_outputs(cluster: &str) -> (Value, Value) {
     (outputs, secret)
 }
 
-fn condition(kind: &str, status: &str, reason: &str) -> Value {
-    json!({
-        "type": kind,
-        "status": status,
-        "reason": reason,
-        "lastTransitionTime": Utc::now().to_rfc3339_opts(SecondsFormat::Secs, true),
-    })
+/// The error of a failed request doing `what`.
+fn api(what: &'static str) -> impl Fn(kube::Error) -> SimError {
+    move |source| SimError::Api {
+        what: what.into(),
+        source,
+    }
 }
 
 /// True when the Workspace's condition `kind` is `True`.

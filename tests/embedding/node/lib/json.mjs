@@ -1,6 +1,6 @@
 // JSON values as the Rust host (serde_json without `preserve_order`) treats them: RFC 7396
 // merge, structural equality, canonical text with keys in code-point order, and the partial
-// matcher of scenario expectations (host/src/scenario/matching.rs).
+// matcher of scenario expectations (host/core/src/scenario/matching.rs).
 //
 // Limitation of JavaScript: every JSON number is an IEEE double, so `1` and `1.0` are the same
 // value here (serde_json keeps them apart in equality, not in matching). The capt-status

@@ -20,14 +20,14 @@ const RECONCILER_EXPORT = 'capt:policy/reconciler';
 /** Log levels of `capt:policy/log`, lowest first. */
 export const LEVELS = ['trace', 'debug', 'info', 'warn', 'error'];
 
-/** Limits mirrored from the Rust host's defaults (host/src/engine.rs). */
+/** Limits mirrored from the Rust host's defaults (host/runtime/src/engine.rs). */
 export const LIMITS = {
   responseBytes: 4 << 20,
   logMessageBytes: 4 << 10,
   logRecords: 256,
 };
 
-/** Why a call failed, with the Rust host's wording (host/src/policy.rs). `rejected` carries
+/** Why a call failed, with the Rust host's wording (host/core/src/policy.rs). `rejected` carries
  * the contract's `error` variant. */
 export class PolicyError extends Error {
   constructor(kind, message, detail) {

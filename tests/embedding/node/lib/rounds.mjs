@@ -1,4 +1,4 @@
-// The requirement-round protocol of `reconciler.reconcile` (policy.wit; host/src/rounds.rs).
+// The requirement-round protocol of `reconciler.reconcile` (policy.wit; host/core/src/rounds.rs).
 
 import { canonical, isObject, merge } from './json.mjs';
 import { display, sameObject } from './world.mjs';

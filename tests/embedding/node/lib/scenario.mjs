@@ -1,4 +1,4 @@
-// Scenario files (docs/scenarios.md; host/src/scenario/): reading them with the Rust host's
+// Scenario files (docs/scenarios.md; host/core/src/scenario/): reading them with the Rust host's
 // exact rules, running them over an in-memory World, and checking their expectations.
 
 import { readdirSync, readFileSync, statSync } from 'node:fs';

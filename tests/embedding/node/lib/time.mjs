@@ -1,4 +1,4 @@
-// Scenario time: Go-style durations (host/src/scenario/duration.rs) and RFC 3339 instants.
+// Scenario time: Go-style durations (host/core/src/scenario/duration.rs) and RFC 3339 instants.
 // Instants and durations are BigInt nanoseconds, so `after:` arithmetic is exact.
 
 const NANOS_PER_UNIT = new Map([

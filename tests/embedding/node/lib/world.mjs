@@ -1,4 +1,4 @@
-// An in-memory API server with the write rules of the Rust host's `World` (host/src/world.rs):
+// An in-memory API server with the write rules of the Rust host's `World` (host/core/src/world.rs):
 // - writes are JSON merge patches (RFC 7396);
 // - a status patch changes only `status`; a main patch never changes `status`;
 // - a change to anything but `metadata` and `status` bumps `metadata.generation`;

@@ -2,7 +2,7 @@
 
 RFC 7396 merge, structural equality that keeps booleans, integers and floats apart (as
 ``serde_json::Value`` does), canonical text with keys in code-point order, and the partial
-matcher of scenario expectations (``host/src/scenario/matching.rs``).
+matcher of scenario expectations (``host/core/src/scenario/matching.rs``).
 """
 
 from __future__ import annotations

@@ -1,7 +1,7 @@
 """Loads a ``capt:policy`` component with wasmtime-py (``wasmtime.component``), the way a
 Python user would embed it.
 
-Like the Rust host (``host/src/engine.rs``, ``host/src/wasm.rs``): the component is compiled
+Like the Rust host (``host/runtime/src/engine.rs``, ``host/runtime/src/wasm.rs``): the component is compiled
 once and linked with the one import, ``capt:policy/log``; every call gets a fresh ``Store`` and
 instance with a memory limit and an epoch deadline (a background thread advances the engine's
 epoch every 10 ms), so no state survives a call and a runaway call is interrupted.
@@ -31,7 +31,7 @@ CONTRACT_VERSION = "0.1.0"
 
 @dataclass(frozen=True)
 class Limits:
-    """The Rust host's default limits (``Limits::default`` in host/src/engine.rs)."""
+    """The Rust host's default limits (``Limits::default`` in host/runtime/src/engine.rs)."""
 
     deadline_seconds: float = 1.0
     memory_bytes: int = 64 << 20

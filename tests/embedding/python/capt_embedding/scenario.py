@@ -1,4 +1,4 @@
-"""Scenario files (docs/scenarios.md; ``host/src/scenario/``): reading them with the Rust
+"""Scenario files (docs/scenarios.md; ``host/core/src/scenario/``): reading them with the Rust
 host's exact rules, running them over an in-memory :class:`World`, checking expectations."""
 
 from __future__ import annotations
@@ -425,7 +425,7 @@ def load_scenario(path: str) -> Scenario:
         raise ScenarioError("recursion limit exceeded") from None
 
 
-# ---- the requirement rounds (host/src/rounds.rs) -------------------------------------------------
+# ---- the requirement rounds (host/core/src/rounds.rs) -------------------------------------------------
 
 
 class RoundError(Exception):

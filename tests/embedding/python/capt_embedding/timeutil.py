@@ -1,4 +1,4 @@
-"""Scenario time: Go-style durations (``host/src/scenario/duration.rs``) and RFC 3339 instants,
+"""Scenario time: Go-style durations (``host/core/src/scenario/duration.rs``) and RFC 3339 instants,
 both as integer nanoseconds so that ``after:`` arithmetic is exact."""
 
 from __future__ import annotations

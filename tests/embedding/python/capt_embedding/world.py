@@ -1,5 +1,5 @@
 """An in-memory API server with the write rules of the Rust host's ``World``
-(``host/src/world.rs``):
+(``host/core/src/world.rs``):
 
 - writes are JSON merge patches (RFC 7396);
 - a status patch changes only ``status``; a main patch never changes ``status``;

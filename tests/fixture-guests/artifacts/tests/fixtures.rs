@@ -5,8 +5,8 @@
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
-use capt_host::scenario;
-use capt_host::{Engine, Limits, LoadError, Policy, PolicyError, WasmPolicy};
+use capt_host_core::{Policy, PolicyError, scenario};
+use capt_host_runtime::{Engine, Limits, LoadError, WasmPolicy};
 use capt_policy::{ObjectRef, ObservedObject, Request};
 use policy_fixture_artifacts as fixtures;
 
@@ -34,7 +34,7 @@ fn tight_engine() -> Engine {
 
 fn load(engine: &Engine, path: &str) -> WasmPolicy {
     WasmPolicy::load(engine, &fixtures::bytes(path))
-        .unwrap_or_else(|e| panic!("{path}: {}", capt_host::error_chain(&e)))
+        .unwrap_or_else(|e| panic!("{path}: {}", capt_host_core::error_chain(&e)))
 }
 
 fn load_error(path: &str) -> LoadError {
@@ -79,8 +79,8 @@ fn run_suite(policy: &WasmPolicy) -> Vec<scenario::Outcome> {
     files
         .iter()
         .map(|file| {
-            let scenario =
-                scenario::load(file).unwrap_or_else(|e| panic!("{}", capt_host::error_chain(&e)));
+            let scenario = scenario::load(file)
+                .unwrap_or_else(|e| panic!("{}", capt_host_core::error_chain(&e)));
             scenario::run(&scenario, policy)
         })
         .collect()

@@ -3,24 +3,26 @@
 //! It starts the in-process API server (`inproc-apiserver`), installs the CAPT CRDs and the
 //! test-only Cluster and Workspace CRDs, starts the operator with the embedded policy (the
 //! real `kube::Client` over HTTP), creates the samples (owner references set to the real
-//! Cluster uid) and lets a simulated Crossplane ([`crossplane`]) move the Terraform workspaces
-//! along. It prints `kubectl get`-style tables ([`table`]) of the CAPTClusters and
+//! Cluster uid) and lets the simulated Crossplane of `capt-status-sim` move the Terraform
+//! workspaces along. It prints `kubectl get`-style tables ([`table`]) of the CAPTClusters and
 //! CAPTControlPlanes each time they change, until both are Ready.
 //!
-//! Everything CAPT-specific of `capt-host` lives here and in the policy files it embeds; the
-//! operator itself stays generic.
+//! Everything CAPT-specific of `capt-host` lives here, in `capt-status-sim` and in the policy
+//! files it embeds; the operator itself stays generic. Built with the `demo` feature only (on
+//! by default, off in the operator image).
 
-mod crossplane;
 mod table;
 
 use std::path::PathBuf;
 use std::process::ExitCode;
 use std::time::{Duration, Instant};
 
+use crate::embedded::{self, DEFAULT_POLICY};
 use anyhow::{Context as _, bail};
-use capt_host::operator::{Operator, OperatorConfig, RetryPolicy};
-use capt_host::swap::{SwapConfig, Swapper};
-use capt_host::{DEFAULT_POLICY, Engine, Limits, manifests, scenario};
+use capt_host_core::scenario;
+use capt_host_operator::{Operator, OperatorConfig, RetryPolicy, manifests};
+use capt_host_runtime::{Engine, Limits};
+use capt_host_swap::{PolicyStatus, SwapConfig, Swapper};
 use chrono::Utc;
 use clap::Args;
 use inproc_apiserver::ApiServer;
@@ -29,47 +31,10 @@ use kube::api::{Api, ApiResource, DynamicObject};
 use serde_json::Value;
 use sha2::{Digest as _, Sha256};
 
-use self::crossplane::Crossplane;
 use self::table::Table;
-
-/// The CRDs: CAPT's, and the test-only stand-ins for Cluster API's Cluster and Crossplane's
-/// Workspace.
-const CRDS: [&str; 6] = [
-    include_str!(
-        "../../../../policies/capt-status/crds/infrastructure.cluster.x-k8s.io_captclusters.yaml"
-    ),
-    include_str!(
-        "../../../../policies/capt-status/crds/controlplane.cluster.x-k8s.io_captcontrolplanes.yaml"
-    ),
-    include_str!(
-        "../../../../policies/capt-status/crds/infrastructure.cluster.x-k8s.io_workspacetemplates.yaml"
-    ),
-    include_str!(
-        "../../../../policies/capt-status/crds/infrastructure.cluster.x-k8s.io_workspacetemplateapplies.yaml"
-    ),
-    include_str!("../../../../policies/capt-status/crds/test-only/cluster.x-k8s.io_clusters.yaml"),
-    include_str!("../../../../policies/capt-status/crds/test-only/tf.upbound.io_workspaces.yaml"),
-];
-
-/// The owner, then what it owns (owner references set when created), then the
-/// WorkspaceTemplateApplies CAPT's controllers would create.
-const CLUSTER: &str = include_str!("../../../../policies/capt-status/samples/cluster.yaml");
-const TEMPLATES: [&str; 2] = [
-    include_str!("../../../../policies/capt-status/samples/workspacetemplate-vpc.yaml"),
-    include_str!(
-        "../../../../policies/capt-status/samples/workspacetemplate-eks-controlplane.yaml"
-    ),
-];
-const OWNED: [&str; 2] = [
-    include_str!("../../../../policies/capt-status/samples/captcluster.yaml"),
-    include_str!("../../../../policies/capt-status/samples/captcontrolplane.yaml"),
-];
-const APPLIES: [&str; 2] = [
-    include_str!("../../../../policies/capt-status/samples/demo/workspacetemplateapply-vpc.yaml"),
-    include_str!(
-        "../../../../policies/capt-status/samples/demo/workspacetemplateapply-eks-controlplane.yaml"
-    ),
-];
+use capt_status_sim::CRDS;
+use capt_status_sim::crossplane::Crossplane;
+use capt_status_sim::samples::{APPLIES, CLUSTER, OWNED, TEMPLATES};
 
 /// The plurals of the two kinds whose tables are printed.
 const SHOWN: [&str; 2] = ["captclusters", "captcontrolplanes"];
@@ -154,10 +119,9 @@ async fn demo(
     let module_dir = ModuleDir::create()?;
     let module_path = module_dir.0.join("policy.wasm");
     std::fs::write(&module_path, DEFAULT_POLICY).context("could not write the module")?;
-    let swapper = Swapper::load(
-        &Engine::new(Limits::default())?,
-        SwapConfig::new(&module_path),
-    )?;
+    let mut swap_config = SwapConfig::new(&module_path);
+    swap_config.canary = embedded::canary();
+    let swapper = Swapper::load(&Engine::new(Limits::default())?, swap_config)?;
     let policy = swapper.slot().current();
     clock.say(&format!(
         "in-process API server at {}; policy {} {} (from {})",
@@ -179,7 +143,9 @@ async fn demo(
         min: Duration::from_millis(200),
         max: Duration::from_secs(5),
     };
-    let operator = Operator::start_swapping(client.clone(), config, swapper).await?;
+    let mut operator = Operator::builder(client.clone(), config, swapper.slot().clone());
+    let status = swapper.attach(&mut operator);
+    let operator = operator.start().await?;
     operator.ready().await;
     clock.say("operator started (caches synced)");
 
@@ -200,11 +166,12 @@ async fn demo(
          (owner references set), 2 WorkspaceTemplates and 2 WorkspaceTemplateApplies"
     ));
 
-    let crossplane = tokio::spawn(Crossplane::new(&client, "default").await?.run(step, clock));
+    let crossplane = Crossplane::new(&client, "default").await?;
+    let crossplane = tokio::spawn(crossplane.run(step, move |message| clock.say(message)));
     let mut result = watch_tables(&client, &crds, clock).await;
     crossplane.abort();
     if let (Ok(()), Some(candidate)) = (&result, candidate) {
-        result = swap(&operator, &module_path, &candidate, &client, &crds, clock).await;
+        result = swap(&status, &module_path, &candidate, &client, &crds, clock).await;
     }
     let metrics = operator.metrics();
     operator.shutdown().await?;
@@ -238,7 +205,7 @@ async fn demo(
 /// Writes `candidate` over the watched module file, waits until it serves or is rejected, and
 /// shows the Ready messages of the objects once they were reconciled again.
 async fn swap(
-    operator: &Operator,
+    status: &PolicyStatus,
     module_path: &std::path::Path,
     candidate: &[u8],
     client: &Client,
@@ -246,7 +213,7 @@ async fn swap(
     clock: Clock,
 ) -> anyhow::Result<()> {
     let digest = format!("{:x}", Sha256::digest(candidate));
-    let before = operator.policy();
+    let before = status.report();
     // Replaced by a rename, so the watcher never reads half a file.
     let staged = module_path.with_extension("wasm.new");
     std::fs::write(&staged, candidate).context("could not write the new module")?;
@@ -258,7 +225,7 @@ async fn swap(
         module_path.display()
     ));
     let report = loop {
-        let report = operator.policy();
+        let report = status.report();
         let rejected = report
             .last_rejected
             .as_ref()
