@@ -23,10 +23,7 @@ const TARGET: &str = "wasm32-unknown-unknown";
 const PROFILE: &str = "guest";
 
 fn main() {
-    if let Err(message) = build() {
-        eprintln!("error: {message}");
-        std::process::exit(1);
-    }
+    capt_wasm_build::main(build);
 }
 
 fn build() -> Result<(), String> {

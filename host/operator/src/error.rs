@@ -169,7 +169,9 @@ mod tests {
         assert_eq!(ReconcileError::NotLeader.event_reason(), None);
         let rejected = ReconcileError::Rounds(RoundError::Policy {
             round: 1,
-            source: capt_host_core::PolicyError::Rejected(capt_policy::Error::InvalidInput("x".into())),
+            source: capt_host_core::PolicyError::Rejected(capt_policy::Error::InvalidInput(
+                "x".into(),
+            )),
         });
         assert_eq!(rejected.event_reason(), Some("PolicyFailed"));
         assert_eq!(rejected.label(), "rejected");

@@ -13,7 +13,7 @@
 mod bindings;
 mod compile_cache;
 mod convert;
-pub mod engine;
+mod engine;
 mod instance;
 mod slot;
 mod wasm;

@@ -159,6 +159,14 @@ pub fn ensure_target_installed(target: &str) -> Result<(), String> {
     }
 }
 
+/// Runs a build script's `body`; when it fails, prints the message and fails the build.
+pub fn main(body: impl FnOnce() -> Result<(), String>) {
+    if let Err(message) = body() {
+        eprintln!("error: {message}");
+        std::process::exit(1);
+    }
+}
+
 /// The environment variable `name`, which cargo sets for build scripts.
 pub fn env_var(name: &str) -> Result<String, String> {
     env::var(name).map_err(|_| format!("cargo did not set {name}"))

@@ -95,10 +95,7 @@ const VARIANTS: &[Variant] = &[
 ];
 
 fn main() {
-    if let Err(message) = build() {
-        eprintln!("error: {message}");
-        std::process::exit(1);
-    }
+    capt_wasm_build::main(build);
 }
 
 fn build() -> Result<(), String> {

@@ -39,6 +39,7 @@ async fn a_configmap_update_is_picked_up_and_every_trigger_is_reconciled_again()
     let mount = TempDir::new("configmap");
     publish(mount.path(), "1", &v1());
     let mut config = capt_host_swap::SwapConfig::new(mount.join("policy.wasm"));
+    config.canary = crate::embedded::canary();
     config.settings = Some(mount.join("settings.yaml"));
     config.debounce = std::time::Duration::from_millis(100);
     config.rescan = None;
