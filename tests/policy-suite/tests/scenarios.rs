@@ -8,22 +8,8 @@ use std::path::{Path, PathBuf};
 use std::sync::{Arc, OnceLock};
 
 use capt_host::scenario::{self, Outcome};
-use capt_host::{DEFAULT_POLICY, Engine, Limits, Policy, PolicyError, WasmPolicy};
-use capt_policy::{Metadata, Request, Response};
+use capt_host::{DEFAULT_POLICY, Engine, Limits, NativePolicy, Policy, WasmPolicy};
 use libtest_mimic::{Arguments, Failed, Trial};
-
-/// The policy crate, called directly.
-struct Native(Metadata);
-
-impl Policy for Native {
-    fn metadata(&self) -> &Metadata {
-        &self.0
-    }
-
-    fn reconcile(&self, request: &Request) -> Result<Response, PolicyError> {
-        capt_status::reconcile(request).map_err(PolicyError::Rejected)
-    }
-}
 
 /// The wasm component, compiled once for every trial that needs it.
 fn wasm() -> Result<&'static WasmPolicy, Failed> {
@@ -79,7 +65,10 @@ fn main() {
             std::process::exit(101);
         }
     };
-    let native: Arc<dyn Policy + Send + Sync> = Arc::new(Native(capt_status::metadata()));
+    let native = Arc::new(NativePolicy::new(
+        capt_status::metadata(),
+        capt_status::reconcile,
+    ));
     let mut trials = Vec::new();
     for file in files {
         let name = file
