@@ -45,7 +45,7 @@ pub mod world;
 pub use compile_cache::{CompileCache, CompileCacheError};
 pub use engine::{Engine, Limits};
 pub use instance::PolicyInstance;
-pub use policy::{BoxError, Policy, PolicyError};
+pub use policy::{BoxError, NativePolicy, Policy, PolicyError};
 pub use wasm::{Compilation, LoadError, WasmPolicy, WitItem};
 
 /// The default policy component, built from the workspace's guest crate by `build.rs`.

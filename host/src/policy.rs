@@ -18,6 +18,36 @@ pub trait Policy {
     fn reconcile(&self, request: &Request) -> Result<Response, PolicyError>;
 }
 
+/// A policy crate linked natively: its metadata and its `reconcile` function, called directly.
+/// The parity tests and the named scenario tests compare it with the same crate's component.
+pub struct NativePolicy {
+    metadata: Metadata,
+    reconcile: fn(&Request) -> Result<Response, capt_policy::Error>,
+}
+
+impl NativePolicy {
+    /// The policy whose metadata is `metadata` and whose calls go to `reconcile`.
+    pub fn new(
+        metadata: Metadata,
+        reconcile: fn(&Request) -> Result<Response, capt_policy::Error>,
+    ) -> Self {
+        Self {
+            metadata,
+            reconcile,
+        }
+    }
+}
+
+impl Policy for NativePolicy {
+    fn metadata(&self) -> &Metadata {
+        &self.metadata
+    }
+
+    fn reconcile(&self, request: &Request) -> Result<Response, PolicyError> {
+        (self.reconcile)(request).map_err(PolicyError::Rejected)
+    }
+}
+
 /// An error a host-side failure carries as its cause.
 pub type BoxError = Box<dyn std::error::Error + Send + Sync + 'static>;
 

@@ -657,9 +657,40 @@ def _run_step(outcome: Outcome, world: World, number: int, step: Step, now: int,
                 world.apply_response(record.response["patches"])
             except WorldError as e:
                 failures.append((number, f"applying the patches of the reconcile of {trigger}: {e}"))
+            else:
+                if record.response["patches"]:
+                    unsettled = _settled(policy, world, trigger, epoch_millis(now), settings)
+                    if unsettled is not None:
+                        failures.append((number, unsettled))
         outcome.records.append(record)
     failures.extend((number, message) for message in _check(world, step.expect, outcome.records[first:]))
     return failures
+
+
+def _settled(policy: Any, world: World, trigger: ObjectRef, now: int, settings: str) -> Optional[str]:
+    """Checks that the reconcile of ``trigger`` whose patches ``world`` just took settled it, as
+    the Rust host does (runner.rs ``settled``): called again at the same time, the policy writes
+    nothing more. The second call runs on a copy of the world and changes no record. Returns the
+    failure message, or None."""
+    try:
+        again = reconcile_rounds(policy.reconcile, world.get, trigger, now, settings)
+    except RoundError as e:
+        return f"reconciling {trigger} again right after its own patches failed: {e}"
+    after = world.copy()
+    error = None
+    try:
+        after.apply_response(again["patches"])
+    except WorldError as e:
+        error = e
+    for patch in again["patches"]:
+        if canonical(world.get(patch["target"])) != canonical(after.get(patch["target"])):
+            return (
+                f"not settled: reconciled again right after its own patches, {trigger} writes "
+                f"{patch['target']} again (a response must settle its trigger: see `reconcile` in policy.wit)"
+            )
+    if error is not None:
+        return f"reconciling {trigger} again right after its own patches: {error}"
+    return None
 
 
 def _triggers(world: World, step: Step, policy: Any) -> list[ObjectRef]:
