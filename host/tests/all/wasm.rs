@@ -9,7 +9,7 @@ use crate::guests::{self, METADATA_OK, RECONCILE_OK};
 
 fn engine() -> Engine {
     Engine::new(Limits {
-        deadline: Duration::from_millis(200),
+        cpu_time: Duration::from_millis(200),
         memory_bytes: 8 << 20,
         ..Limits::default()
     })
@@ -53,13 +53,14 @@ fn a_trap_is_reported_as_a_trap() {
 }
 
 #[test]
-fn an_endless_loop_is_stopped_at_the_deadline() {
+fn an_endless_loop_is_stopped_at_the_cpu_limit() {
     let started = std::time::Instant::now();
     let err = reconcile_with(guests::LOOP);
     assert!(
-        matches!(err, PolicyError::DeadlineExceeded { .. }),
+        matches!(err, PolicyError::CpuTimeExceeded { limit } if limit == Duration::from_millis(200)),
         "{err:?}"
     );
+    assert!(!err.is_transient());
     assert!(started.elapsed() < Duration::from_secs(5));
 }
 

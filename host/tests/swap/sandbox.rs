@@ -20,7 +20,7 @@ async fn a_trap_or_a_limit_fails_one_reconcile_and_nothing_else() {
     let server = server().await;
     let capt = Capt::new(&server);
     let engine = Engine::new(Limits {
-        deadline: Duration::from_millis(250),
+        cpu_time: Duration::from_millis(250),
         memory_bytes: 32 << 20,
         concurrent_calls: 16,
         ..Limits::default()
@@ -56,13 +56,13 @@ async fn a_trap_or_a_limit_fails_one_reconcile_and_nothing_else() {
     };
     eventually("each failure to be reported", || async {
         let text = operator.metrics();
-        errors(&text, "deadline") > 0.0
+        errors(&text, "cpu_time") > 0.0
             && errors(&text, "trap") > 0.0
             && errors(&text, "out_of_memory") > 0.0
     })
     .await;
     for (name, words) in [
-        ("loops", "did not answer within its deadline"),
+        ("loops", "of CPU time in one call"),
         ("panics", policy_fixtures::PANIC_MESSAGE),
         ("hoards", "ran out of memory"),
     ] {
