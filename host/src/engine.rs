@@ -57,10 +57,10 @@ pub const SLOT_WAIT_FLAG: &str = "--call-slot-wait";
 pub struct Limits {
     /// CPU time one call (`metadata` or `reconcile`, instantiation included) may use on its
     /// thread: the bound on the guest's work. Default 2 s: the default policy reconciles a
-    /// 1.5 MB object (a Workspace with thousands of outputs, more than etcd lets one object
-    /// be) in about 60 ms of CPU in a release build (BENCHMARKS.md, "The sandbox"), so the
-    /// margin is thirtyfold, and a CPU limit on the Pod (500m) slows the call's wall time but
-    /// not its CPU time; a guest that loops is stopped after 2 s of CPU. Counted at each
+    /// 1.5 MB object (a Workspace with thousands of outputs, about the most etcd stores) in
+    /// about 35 ms of CPU (BENCHMARKS.md, "The sandbox"), so the margin is fiftyfold, and a
+    /// CPU limit on the Pod (500m) slows the call's wall time but not its CPU time; a guest
+    /// that loops is stopped after 2 s of CPU. Counted at each
     /// [`EPOCH_TICK`]; on platforms without a per-thread CPU clock, wall time is counted.
     pub cpu_time: Duration,
     /// Wall-clock time one call may take, waiting for its thread to be scheduled included: a
