@@ -107,6 +107,21 @@ pub fn policy(metadata_body: &str, reconcile_body: &str) -> Vec<u8> {
     wat::parse_str(text).expect("fixture WAT is valid")
 }
 
+/// A request for the hand-written guests (which read none of it): one object, `Thing` `ns/a`.
+pub fn request() -> capt_policy::Request {
+    let trigger = capt_policy::ObjectRef::new("example.com/v1", "Thing", Some("ns"), "a");
+    capt_policy::Request {
+        trigger: trigger.clone(),
+        now_epoch_millis: 0,
+        objects: vec![capt_policy::ObservedObject {
+            reference: trigger,
+            manifest: "{}".into(),
+        }],
+        missing: vec![],
+        settings: "{}".into(),
+    }
+}
+
 /// Metadata that answers.
 pub const METADATA_OK: &str = "(i32.const 0x100)";
 /// A reconcile that returns an empty successful response.

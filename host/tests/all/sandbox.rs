@@ -2,32 +2,17 @@
 //! from the module's initial state; a call's budget counts the guest's work (CPU time), with the
 //! wall clock only as a backstop; a call waits for a free instance slot when all are busy.
 
-use std::path::Path;
 use std::sync::Mutex;
 use std::sync::mpsc;
 use std::time::{Duration, Instant};
 
 use capt_host::engine::{PageReset, ResetChoice};
 use capt_host::{DEFAULT_POLICY, Engine, Limits, Policy, PolicyError, PolicyInstance, WasmPolicy};
-use capt_policy::{Metadata, ObjectRef, Request, Response};
+use capt_policy::{Request, Response};
 use prometheus_client::registry::Registry;
 use tracing_subscriber::layer::{Context, Layer, SubscriberExt as _};
 
-use crate::guests::{self, Findings, METADATA_OK};
-
-fn request() -> Request {
-    let trigger = ObjectRef::new("example.com/v1", "Thing", Some("ns"), "a");
-    Request {
-        trigger: trigger.clone(),
-        now_epoch_millis: 0,
-        objects: vec![capt_policy::ObservedObject {
-            reference: trigger,
-            manifest: "{}".into(),
-        }],
-        missing: vec![],
-        settings: "{}".into(),
-    }
-}
+use crate::guests::{self, Findings, METADATA_OK, request};
 
 /// The engines under test: the production one (`Engine::new` with the default limits, whose
 /// reset depends on this machine's swap) and each reset forced.
@@ -147,42 +132,17 @@ fn a_stuck_host_is_stopped_by_the_wall_clock_backstop() {
     assert!(err.to_string().contains("--call-deadline"), "{err}");
 }
 
-/// A policy that records every request and answers with the wrapped one.
-struct Recorder<'a> {
-    inner: &'a dyn Policy,
-    requests: Mutex<Vec<Request>>,
-}
-
-impl Policy for Recorder<'_> {
-    fn metadata(&self) -> &Metadata {
-        self.inner.metadata()
-    }
-
-    fn reconcile(&self, request: &Request) -> Result<Response, PolicyError> {
-        self.requests.lock().unwrap().push(request.clone());
-        self.inner.reconcile(request)
-    }
-}
+/// The benchmarks' realistic requests (the happy-path scenario's final rounds).
+#[path = "../../benches/support/requests.rs"]
+#[allow(dead_code)] // its command-line parsing is the benchmarks'
+mod requests;
 
 /// The last CAPTControlPlane request of the happy-path scenario (every related object present),
 /// with `bytes` of outputs added to its Workspace: a large object, as Terraform outputs make one.
 fn large_request(policy: &dyn Policy, bytes: usize) -> Request {
-    let scenario = Path::new(env!("CARGO_MANIFEST_DIR")).join(
-        "../policies/capt-status/scenarios/happy-path/from-nothing-to-both-ready-with-the-cluster-updated.yaml",
-    );
-    let recorder = Recorder {
-        inner: policy,
-        requests: Mutex::default(),
-    };
-    let scenario = capt_host::scenario::load(&scenario).unwrap();
-    assert!(capt_host::scenario::run(&scenario, &recorder).passed());
-    let mut request = recorder
-        .requests
-        .into_inner()
-        .unwrap()
+    let (_, mut request) = requests::final_requests(policy)
         .into_iter()
-        .rev()
-        .find(|r| r.trigger.kind == "CAPTControlPlane")
+        .find(|(kind, _)| kind == "CAPTControlPlane")
         .expect("the scenario reconciles a CAPTControlPlane");
     let workspace = request
         .objects

@@ -3,9 +3,8 @@
 use std::time::Duration;
 
 use capt_host::{DEFAULT_POLICY, Engine, Limits, LoadError, Policy, PolicyError, WasmPolicy};
-use capt_policy::{ObjectRef, Request};
 
-use crate::guests::{self, METADATA_OK, RECONCILE_OK};
+use crate::guests::{self, METADATA_OK, RECONCILE_OK, request};
 
 fn engine() -> Engine {
     Engine::new(Limits {
@@ -14,20 +13,6 @@ fn engine() -> Engine {
         ..Limits::default()
     })
     .unwrap()
-}
-
-fn request() -> Request {
-    let trigger = ObjectRef::new("example.com/v1", "Thing", Some("ns"), "a");
-    Request {
-        trigger: trigger.clone(),
-        now_epoch_millis: 0,
-        objects: vec![capt_policy::ObservedObject {
-            reference: trigger,
-            manifest: "{}".into(),
-        }],
-        missing: vec![],
-        settings: "{}".into(),
-    }
 }
 
 fn reconcile_with(body: &str) -> PolicyError {
