@@ -5,6 +5,7 @@ use std::net::SocketAddr;
 use std::time::Duration;
 
 use super::kinds::KindKey;
+use crate::engine::PoolMetrics;
 
 /// How an operator runs. [`OperatorConfig::new`] gives the defaults documented on each field.
 #[derive(Debug, Clone)]
@@ -36,6 +37,9 @@ pub struct OperatorConfig {
     /// How long to wait before discovering again kinds the API server does not serve yet
     /// (CRDs not installed). Default 10 s.
     pub discovery_retry: Duration,
+    /// The instance pool's waiting metrics of the policy's engine
+    /// ([`crate::Engine::pool_metrics`]), served on `/metrics`; `None`: not served.
+    pub pool_metrics: Option<PoolMetrics>,
 }
 
 impl OperatorConfig {
@@ -51,6 +55,7 @@ impl OperatorConfig {
             concurrency: 16,
             retry: RetryPolicy::default(),
             discovery_retry: Duration::from_secs(10),
+            pool_metrics: None,
         }
     }
 }

@@ -1,7 +1,9 @@
 //! The operator's metrics: one registry per operator (two operators in one process count
 //! apart), prefixed `capt_host_`, with each family registered by the module that measures it
 //! ([`super::reconcile`], [`super::gather`], [`super::apply`], [`super::events`],
-//! [`super::leader`], [`crate::swap`]). `/metrics` serves [`Metrics::encode`].
+//! [`super::leader`], [`crate::swap`]), and the instance pool's waiting, measured by the
+//! engine ([`crate::engine::PoolMetrics`]; shared by every operator running policies of that
+//! engine). `/metrics` serves [`Metrics::encode`].
 
 use prometheus_client::encoding::text::encode;
 use prometheus_client::registry::Registry;
@@ -11,6 +13,7 @@ use super::events::EventMetrics;
 use super::gather::GuestMetrics;
 use super::leader::LeaderMetrics;
 use super::reconcile::ReconcileMetrics;
+use crate::engine::PoolMetrics;
 use crate::swap::SwapMetrics;
 
 /// The prefix of every metric name.
@@ -34,7 +37,16 @@ pub struct Metrics {
 impl Metrics {
     /// A registry with every family registered, all at zero.
     pub fn new() -> Self {
+        Self::with_pool(None)
+    }
+
+    /// Like [`Metrics::new`], with the engine's instance pool metrics (`pool_waiting_calls`,
+    /// `pool_wait_seconds`) when given.
+    pub fn with_pool(pool: Option<&PoolMetrics>) -> Self {
         let mut registry = Registry::with_prefix(PREFIX);
+        if let Some(pool) = pool {
+            pool.register(&mut registry);
+        }
         Self {
             reconcile: ReconcileMetrics::register(&mut registry),
             guest: GuestMetrics::register(&mut registry),

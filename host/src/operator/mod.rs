@@ -139,7 +139,7 @@ impl Operator {
         policy_status: Arc<PolicyStatus>,
         swapper: Option<Swapper>,
     ) -> Result<Self, OperatorError> {
-        let metrics = Arc::new(Metrics::new());
+        let metrics = Arc::new(Metrics::with_pool(config.pool_metrics.as_ref()));
         metrics.swap.set_active(&policy_status.report().active);
         let shared = Arc::new(Shared {
             gate: LeaderGate::new(&metrics.leader),

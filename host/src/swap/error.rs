@@ -115,6 +115,7 @@ impl SwapError {
             Self::NameChanged { .. } => "name_changed",
             Self::KindsChanged { .. } => "kinds_changed",
             Self::Canary { policy_error, .. } => match *policy_error {
+                Some("cpu_time") => "canary_cpu_time",
                 Some("deadline") => "canary_deadline",
                 Some("out_of_memory") => "canary_out_of_memory",
                 Some("trap") => "canary_trap",

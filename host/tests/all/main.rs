@@ -4,11 +4,13 @@
 //! - `embedding`: Node.js and Python hosts agree with `capt-host` (tests/embedding/run.sh);
 //! - `cli`: the `capt-host` binary on the fixtures in `tests/fixtures/`;
 //! - `parity`: the embedded policy as wasm vs natively, over its scenario files;
-//! - `policy_files`: the files shipped with the default policy agree with the component.
+//! - `policy_files`: the files shipped with the default policy agree with the component;
+//! - `sandbox`: every call starts pristine, budgets count CPU time, calls wait for a busy pool.
 
 mod cli;
 mod embedding;
 mod guests;
 mod parity;
 mod policy_files;
+mod sandbox;
 mod wasm;
