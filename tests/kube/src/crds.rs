@@ -87,8 +87,8 @@ pub fn kustomization_resources(dir: &Path) -> Result<Vec<PathBuf>, Error> {
 
 /// The YAML documents of `file`, as JSON values (empty documents skipped).
 pub fn parse_file(file: &Path) -> Result<Vec<Value>, Error> {
-    let text = std::fs::read_to_string(file)
-        .map_err(Error::io(format!("reading {}", file.display())))?;
+    let text =
+        std::fs::read_to_string(file).map_err(Error::io(format!("reading {}", file.display())))?;
     let mut values = Vec::new();
     for document in serde_yaml_ng::Deserializer::from_str(&text) {
         let value: Value =

@@ -6,7 +6,9 @@ use std::path::PathBuf;
 #[derive(Debug, thiserror::Error)]
 pub enum Error {
     /// `tests/kube/build.sh` failed (its output was printed as it ran).
-    #[error("building kube-apiserver and etcd failed ({0}); see the output of tests/kube/build.sh above")]
+    #[error(
+        "building kube-apiserver and etcd failed ({0}); see the output of tests/kube/build.sh above"
+    )]
     Build(String),
     /// A file or process operation failed.
     #[error("{what}: {source}")]

@@ -45,7 +45,8 @@ impl Pki {
         let service_account_key = KeyPair::generate()?;
         let write = |name: &str, text: String| -> Result<PathBuf, Error> {
             let path = dir.join(name);
-            std::fs::write(&path, text).map_err(Error::io(format!("writing {}", path.display())))?;
+            std::fs::write(&path, text)
+                .map_err(Error::io(format!("writing {}", path.display())))?;
             Ok(path)
         };
         Ok(Self {

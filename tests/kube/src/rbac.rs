@@ -104,7 +104,10 @@ fn apply_namespace(object: &mut Value, namespace: &str) {
         object["metadata"]["namespace"] = Value::from(namespace);
     }
     if let Some(subjects) = object["subjects"].as_array_mut() {
-        for subject in subjects.iter_mut().filter(|s| s["kind"] == "ServiceAccount") {
+        for subject in subjects
+            .iter_mut()
+            .filter(|s| s["kind"] == "ServiceAccount")
+        {
             subject["namespace"] = Value::from(namespace);
         }
     }

@@ -50,8 +50,11 @@ impl KubeServer {
         std::fs::write(&ca_file, &pki.ca_pem)
             .map_err(Error::io(format!("writing {}", ca_file.display())))?;
         let tokens = dir.path().join("tokens.csv");
-        std::fs::write(&tokens, format!("{ADMIN_TOKEN},admin,admin,system:masters\n"))
-            .map_err(Error::io(format!("writing {}", tokens.display())))?;
+        std::fs::write(
+            &tokens,
+            format!("{ADMIN_TOKEN},admin,admin,system:masters\n"),
+        )
+        .map_err(Error::io(format!("writing {}", tokens.display())))?;
 
         let [client_port, peer_port, secure_port] = free_ports()?;
         let etcd_url = format!("http://127.0.0.1:{client_port}");
@@ -164,13 +167,13 @@ impl KubeServer {
         name: &str,
     ) -> Result<String, Error> {
         let namespaces: Api<Namespace> = Api::all(self.client());
-        let ns = serde_json::from_value(json!({"metadata": {"name": namespace}}))
-            .expect("a Namespace");
+        let ns =
+            serde_json::from_value(json!({"metadata": {"name": namespace}})).expect("a Namespace");
         ignore_exists(namespaces.create(&PostParams::default(), &ns).await)
             .map_err(Error::kube(format!("creating the namespace {namespace}")))?;
         let accounts: Api<ServiceAccount> = Api::namespaced(self.client(), namespace);
-        let account = serde_json::from_value(json!({"metadata": {"name": name}}))
-            .expect("a ServiceAccount");
+        let account =
+            serde_json::from_value(json!({"metadata": {"name": name}})).expect("a ServiceAccount");
         ignore_exists(accounts.create(&PostParams::default(), &account).await)
             .map_err(Error::kube(format!("creating the ServiceAccount {name}")))?;
         let request = json!({
@@ -179,14 +182,11 @@ impl KubeServer {
             "spec": {"expirationSeconds": 3600},
         });
         let response: Value = accounts
-            .create_subresource(
-                "token",
-                name,
-                &PostParams::default(),
-                &request,
-            )
+            .create_subresource("token", name, &PostParams::default(), &request)
             .await
-            .map_err(Error::kube(format!("requesting a token for {namespace}/{name}")))?;
+            .map_err(Error::kube(format!(
+                "requesting a token for {namespace}/{name}"
+            )))?;
         Ok(response["status"]["token"]
             .as_str()
             .unwrap_or_default()
@@ -213,8 +213,7 @@ impl KubeServer {
         }
         for definition in &definitions {
             let name = definition["metadata"]["name"].as_str().unwrap_or_default();
-            let established =
-                await_condition(crds.clone(), name, conditions::is_crd_established());
+            let established = await_condition(crds.clone(), name, conditions::is_crd_established());
             match tokio::time::timeout(ESTABLISH_TIMEOUT, established).await {
                 Ok(Ok(_)) => {}
                 _ => return Err(Error::NotEstablished(name.to_owned())),
@@ -251,10 +250,7 @@ impl KubeServer {
             .await
             .map_err(Error::kube(format!("discovering {api_version} {kind}")))?;
         Ok(
-            match (
-                capabilities.scope,
-                object["metadata"]["namespace"].as_str(),
-            ) {
+            match (capabilities.scope, object["metadata"]["namespace"].as_str()) {
                 (kube::discovery::Scope::Namespaced, Some(ns)) => {
                     Api::namespaced_with(self.client(), ns, &resource)
                 }
@@ -372,7 +368,8 @@ impl TempDir {
             std::process::id(),
             NEXT.fetch_add(1, Ordering::Relaxed)
         ));
-        std::fs::create_dir_all(&path).map_err(Error::io(format!("creating {}", path.display())))?;
+        std::fs::create_dir_all(&path)
+            .map_err(Error::io(format!("creating {}", path.display())))?;
         Ok(Self(path))
     }
 

@@ -17,7 +17,9 @@ pub const PATIENCE: Duration = Duration::from_secs(60);
 /// A fresh real server with every CRD the operator needs.
 pub async fn server() -> KubeServer {
     trace();
-    let server = KubeServer::start().await.expect("the real API server starts");
+    let server = KubeServer::start()
+        .await
+        .expect("the real API server starts");
     let crds = crds::all().expect("the CRD files are found");
     server.install(&crds).await.expect("the CRDs are installed");
     server

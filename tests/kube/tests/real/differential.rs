@@ -111,7 +111,9 @@ async fn script(client: &Client) -> Vec<Observation> {
     let raw = |path: String| {
         let client = client.clone();
         async move {
-            let request = http::Request::get(path).body(Vec::new()).expect("a request");
+            let request = http::Request::get(path)
+                .body(Vec::new())
+                .expect("a request");
             client.request::<Value>(request).await.unwrap_or_default()
         }
     };
@@ -122,39 +124,173 @@ async fn script(client: &Client) -> Vec<Observation> {
             "metadata": {"name": name, "labels": {"app": app}}, "data": {"k": "v"}})
     };
 
-    note("create", call(&client, "POST", CONFIGMAPS, Some(cm("cm-a", "x"))).await);
+    note(
+        "create",
+        call(&client, "POST", CONFIGMAPS, Some(cm("cm-a", "x"))).await,
+    );
     let created = raw(format!("{CONFIGMAPS}/cm-a")).await;
     let first_rv = rv(&created);
-    note("create again: 409 AlreadyExists", call(&client, "POST", CONFIGMAPS, Some(cm("cm-a", "x"))).await);
-    note("invalid name: 422 Invalid", call(&client, "POST", CONFIGMAPS, Some(cm("Not_A_Name", "x"))).await);
-    note("get", call(&client, "GET", &format!("{CONFIGMAPS}/cm-a"), None).await);
-    note("get missing: 404 NotFound", call(&client, "GET", &format!("{CONFIGMAPS}/nope"), None).await);
-    note("create another", call(&client, "POST", CONFIGMAPS, Some(cm("cm-b", "y"))).await);
-    note("list by label", call(&client, "GET", &format!("{CONFIGMAPS}?labelSelector=app%3Dx"), None).await);
-    note("list by set label", call(&client, "GET", &format!("{CONFIGMAPS}?labelSelector=app+in+%28x%2Cy%29"), None).await);
-    note("list by field", call(&client, "GET", &format!("{CONFIGMAPS}?fieldSelector=metadata.name%3Dcm-b"), None).await);
-    note("bad selector: 400", call(&client, "GET", &format!("{CONFIGMAPS}?labelSelector=%3D%3D"), None).await);
-    let patch = |data: &str, rv: &str| json!({"metadata": {"resourceVersion": rv}, "data": {"k": data}});
-    note("merge patch, current resourceVersion", call(&client, "PATCH", &format!("{CONFIGMAPS}/cm-a"), Some(patch("w", &first_rv))).await);
-    note("merge patch, stale resourceVersion: 409 Conflict", call(&client, "PATCH", &format!("{CONFIGMAPS}/cm-a"), Some(patch("z", &first_rv))).await);
-    note("patch missing: 404", call(&client, "PATCH", &format!("{CONFIGMAPS}/nope"), Some(patch("z", &first_rv))).await);
+    note(
+        "create again: 409 AlreadyExists",
+        call(&client, "POST", CONFIGMAPS, Some(cm("cm-a", "x"))).await,
+    );
+    note(
+        "invalid name: 422 Invalid",
+        call(&client, "POST", CONFIGMAPS, Some(cm("Not_A_Name", "x"))).await,
+    );
+    note(
+        "get",
+        call(&client, "GET", &format!("{CONFIGMAPS}/cm-a"), None).await,
+    );
+    note(
+        "get missing: 404 NotFound",
+        call(&client, "GET", &format!("{CONFIGMAPS}/nope"), None).await,
+    );
+    note(
+        "create another",
+        call(&client, "POST", CONFIGMAPS, Some(cm("cm-b", "y"))).await,
+    );
+    note(
+        "list by label",
+        call(
+            &client,
+            "GET",
+            &format!("{CONFIGMAPS}?labelSelector=app%3Dx"),
+            None,
+        )
+        .await,
+    );
+    note(
+        "list by set label",
+        call(
+            &client,
+            "GET",
+            &format!("{CONFIGMAPS}?labelSelector=app+in+%28x%2Cy%29"),
+            None,
+        )
+        .await,
+    );
+    note(
+        "list by field",
+        call(
+            &client,
+            "GET",
+            &format!("{CONFIGMAPS}?fieldSelector=metadata.name%3Dcm-b"),
+            None,
+        )
+        .await,
+    );
+    note(
+        "bad selector: 400",
+        call(
+            &client,
+            "GET",
+            &format!("{CONFIGMAPS}?labelSelector=%3D%3D"),
+            None,
+        )
+        .await,
+    );
+    let patch =
+        |data: &str, rv: &str| json!({"metadata": {"resourceVersion": rv}, "data": {"k": data}});
+    note(
+        "merge patch, current resourceVersion",
+        call(
+            &client,
+            "PATCH",
+            &format!("{CONFIGMAPS}/cm-a"),
+            Some(patch("w", &first_rv)),
+        )
+        .await,
+    );
+    note(
+        "merge patch, stale resourceVersion: 409 Conflict",
+        call(
+            &client,
+            "PATCH",
+            &format!("{CONFIGMAPS}/cm-a"),
+            Some(patch("z", &first_rv)),
+        )
+        .await,
+    );
+    note(
+        "patch missing: 404",
+        call(
+            &client,
+            "PATCH",
+            &format!("{CONFIGMAPS}/nope"),
+            Some(patch("z", &first_rv)),
+        )
+        .await,
+    );
 
     let capt = json!({"apiVersion": "infrastructure.cluster.x-k8s.io/v1beta1", "kind": "CAPTCluster",
         "metadata": {"name": "c"}, "spec": {"region": "r", "vpcTemplateRef": {"name": "t", "namespace": "default"}},
         "status": {"ready": true}});
-    note("create a custom resource (status dropped)", call(&client, "POST", CAPTCLUSTERS, Some(capt)).await);
+    note(
+        "create a custom resource (status dropped)",
+        call(&client, "POST", CAPTCLUSTERS, Some(capt)).await,
+    );
     let object = raw(format!("{CAPTCLUSTERS}/c")).await;
     let capt_rv = rv(&object);
     let status = |rv: &str| json!({"metadata": {"resourceVersion": rv}, "status": {"ready": false, "vpcId": "vpc-1"}});
-    note("status patch, current resourceVersion", call(&client, "PATCH", &format!("{CAPTCLUSTERS}/c/status"), Some(status(&capt_rv))).await);
-    note("status patch, stale resourceVersion: 409", call(&client, "PATCH", &format!("{CAPTCLUSTERS}/c/status"), Some(status(&capt_rv))).await);
-    note("main patch keeps status, bumps generation", call(&client, "PATCH", &format!("{CAPTCLUSTERS}/c"), Some(json!({"spec": {"region": "s"}, "status": {"ready": true}}))).await);
-    note("status of a missing object: 404", call(&client, "PATCH", &format!("{CAPTCLUSTERS}/nope/status"), Some(status(&capt_rv))).await);
+    note(
+        "status patch, current resourceVersion",
+        call(
+            &client,
+            "PATCH",
+            &format!("{CAPTCLUSTERS}/c/status"),
+            Some(status(&capt_rv)),
+        )
+        .await,
+    );
+    note(
+        "status patch, stale resourceVersion: 409",
+        call(
+            &client,
+            "PATCH",
+            &format!("{CAPTCLUSTERS}/c/status"),
+            Some(status(&capt_rv)),
+        )
+        .await,
+    );
+    note(
+        "main patch keeps status, bumps generation",
+        call(
+            &client,
+            "PATCH",
+            &format!("{CAPTCLUSTERS}/c"),
+            Some(json!({"spec": {"region": "s"}, "status": {"ready": true}})),
+        )
+        .await,
+    );
+    note(
+        "status of a missing object: 404",
+        call(
+            &client,
+            "PATCH",
+            &format!("{CAPTCLUSTERS}/nope/status"),
+            Some(status(&capt_rv)),
+        )
+        .await,
+    );
 
-    note("watch from a resourceVersion", watch(&client, &format!("resourceVersion={first_rv}&allowWatchBookmarks=true&timeoutSeconds=2")).await);
+    note(
+        "watch from a resourceVersion",
+        watch(
+            &client,
+            &format!("resourceVersion={first_rv}&allowWatchBookmarks=true&timeoutSeconds=2"),
+        )
+        .await,
+    );
     note("streaming list", watch(&client, "sendInitialEvents=true&resourceVersionMatch=NotOlderThan&allowWatchBookmarks=true&labelSelector=app%3Dx&timeoutSeconds=2").await);
-    note("delete", call(&client, "DELETE", &format!("{CONFIGMAPS}/cm-b"), None).await);
-    note("delete missing: 404", call(&client, "DELETE", &format!("{CONFIGMAPS}/cm-b"), None).await);
+    note(
+        "delete",
+        call(&client, "DELETE", &format!("{CONFIGMAPS}/cm-b"), None).await,
+    );
+    note(
+        "delete missing: 404",
+        call(&client, "DELETE", &format!("{CONFIGMAPS}/cm-b"), None).await,
+    );
     seen
 }
 
@@ -174,9 +310,7 @@ async fn the_test_double_answers_the_script_like_the_real_server() {
         .iter()
         .zip(&actual)
         .filter(|(r, d)| r != d)
-        .map(|((step, real), (_, double))| {
-            format!("{step}:\n  real:   {real}\n  double: {double}")
-        })
+        .map(|((step, real), (_, double))| format!("{step}:\n  real:   {real}\n  double: {double}"))
         .collect();
     assert!(
         differences.is_empty(),

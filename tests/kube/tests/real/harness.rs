@@ -12,7 +12,10 @@ use kube_harness::KubeServer;
 use crate::common::{holds_within, server};
 
 fn port(url: &str) -> u16 {
-    url.rsplit(':').next().and_then(|p| p.parse().ok()).expect("a port")
+    url.rsplit(':')
+        .next()
+        .and_then(|p| p.parse().ok())
+        .expect("a port")
 }
 
 fn listening(port: u16) -> bool {
@@ -59,7 +62,9 @@ async fn starts_with_the_crds_and_stops_both_processes_on_drop() {
 
 #[tokio::test]
 async fn refuses_unknown_tokens_and_users_without_grants() {
-    let server = KubeServer::start().await.expect("the real API server starts");
+    let server = KubeServer::start()
+        .await
+        .expect("the real API server starts");
     let stranger = Client::try_from(
         server
             .config_for_token("not-a-token")
@@ -71,7 +76,10 @@ async fn refuses_unknown_tokens_and_users_without_grants() {
         .list(&ListParams::default())
         .await
         .expect_err("an unknown token is refused");
-    assert!(matches!(denied, kube::Error::Api(ref s) if s.code == 401), "{denied:?}");
+    assert!(
+        matches!(denied, kube::Error::Api(ref s) if s.code == 401),
+        "{denied:?}"
+    );
 
     let nobody = server
         .service_account_client("default", "nobody")
@@ -81,5 +89,8 @@ async fn refuses_unknown_tokens_and_users_without_grants() {
         .list(&ListParams::default())
         .await
         .expect_err("a ServiceAccount without grants is refused");
-    assert!(matches!(forbidden, kube::Error::Api(ref s) if s.code == 403), "{forbidden:?}");
+    assert!(
+        matches!(forbidden, kube::Error::Api(ref s) if s.code == 403),
+        "{forbidden:?}"
+    );
 }

@@ -6,8 +6,8 @@
 use std::time::Duration;
 
 use capt_host::operator::LeaderElection;
-use k8s_openapi::api::core::v1::{ConfigMap, Pod, Secret};
 use k8s_openapi::api::coordination::v1::Lease;
+use k8s_openapi::api::core::v1::{ConfigMap, Pod, Secret};
 use k8s_openapi::api::events::v1::Event;
 use kube::Client;
 use kube::api::{Api, DeleteParams, ListParams};
@@ -81,7 +81,10 @@ async fn service_account(server: &KubeServer, grants: &Grants) -> Client {
 async fn the_operator_needs_every_rule_of_deploy_and_reads_nothing_else() {
     let server = server().await;
     let grants = Grants::from_deploy().expect("deploy/ is readable");
-    assert!(!grants.service_account().is_empty(), "deploy/ has a ServiceAccount");
+    assert!(
+        !grants.service_account().is_empty(),
+        "deploy/ has a ServiceAccount"
+    );
     let rules = grants.rules();
     assert!(rules.len() >= 5, "deploy/ grants rules: {rules:?}");
 
@@ -92,13 +95,15 @@ async fn the_operator_needs_every_rule_of_deploy_and_reads_nothing_else() {
     );
 
     let client = service_account(&server, &grants).await;
-    let refused = |result: Result<_, kube::Error>| {
-        matches!(result, Err(kube::Error::Api(ref s)) if s.code == 403)
-    };
+    let refused = |result: Result<_, kube::Error>| matches!(result, Err(kube::Error::Api(ref s)) if s.code == 403);
     let secrets: Api<Secret> = Api::default_namespaced(client.clone());
-    assert!(refused(secrets.list(&ListParams::default()).await.map(drop)));
+    assert!(refused(
+        secrets.list(&ListParams::default()).await.map(drop)
+    ));
     let config_maps: Api<ConfigMap> = Api::default_namespaced(client.clone());
-    assert!(refused(config_maps.list(&ListParams::default()).await.map(drop)));
+    assert!(refused(
+        config_maps.list(&ListParams::default()).await.map(drop)
+    ));
     let pods: Api<Pod> = Api::all(client.clone());
     assert!(refused(pods.list(&ListParams::default()).await.map(drop)));
     let leases: Api<Lease> = Api::default_namespaced(client);

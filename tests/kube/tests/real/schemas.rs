@@ -92,7 +92,11 @@ async fn every_patch_of_every_scenario_is_accepted_by_the_real_crds() {
     let engine = Engine::new(Limits::default()).expect("the engine starts");
     let policy = WasmPolicy::load(&engine, DEFAULT_POLICY).expect("the default policy loads");
     let files = scenario::files(&[world::suite()]).expect("the scenario suite");
-    assert!(files.len() > 50, "the whole suite is replayed: {}", files.len());
+    assert!(
+        files.len() > 50,
+        "the whole suite is replayed: {}",
+        files.len()
+    );
     let mut refusals = Vec::new();
     let mut patches = 0;
     for file in &files {
@@ -107,7 +111,10 @@ async fn every_patch_of_every_scenario_is_accepted_by_the_real_crds() {
             refusals.push(format!("{}: {refusal}", file.display()));
         }
     }
-    assert!(patches > 100, "the replay covers the policy's patches: {patches}");
+    assert!(
+        patches > 100,
+        "the replay covers the policy's patches: {patches}"
+    );
     assert!(
         refusals.is_empty(),
         "{} refusals:\n{}",
@@ -121,7 +128,9 @@ fn renamed(scenario: &Scenario, name: &str) -> Vec<Value> {
     world::manifests(scenario)
         .into_iter()
         .map(|m| {
-            let text = serde_json::to_string(&m).expect("JSON").replace("demo", name);
+            let text = serde_json::to_string(&m)
+                .expect("JSON")
+                .replace("demo", name);
             serde_json::from_str(&text).expect("JSON")
         })
         .collect()
@@ -136,8 +145,7 @@ async fn demo_converges_next_to_the_odd_object(server: KubeServer) {
         .await
         .expect("the operator's caches sync");
     let expected = world::final_expectations(&demo);
-    let converged =
-        holds_within(PATIENCE, || world::converged(&server, &expected)).await;
+    let converged = holds_within(PATIENCE, || world::converged(&server, &expected)).await;
     assert!(converged, "the demo world converges next to the odd object");
     assert!(
         tokio::time::timeout(Duration::from_secs(1), operator.ready())
@@ -151,7 +159,8 @@ async fn demo_converges_next_to_the_odd_object(server: KubeServer) {
 #[tokio::test]
 async fn a_100_kb_terraform_error_leaves_the_other_objects_reconciled() {
     let scenario = world::load(
-        &world::suite().join("controlplane/workspace-error-is-transient-and-copies-the-message.yaml"),
+        &world::suite()
+            .join("controlplane/workspace-error-is-transient-and-copies-the-message.yaml"),
     );
     let mut big = renamed(&scenario, "big");
     let message = "Error: creating EKS Cluster: ".to_owned() + &"x".repeat(100 * 1024);
