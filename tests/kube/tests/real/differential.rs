@@ -98,199 +98,91 @@ async fn watch(client: &Client, query: &str) -> Value {
     json!(events)
 }
 
-fn rv(object: &Value) -> String {
+/// One request of the script: its name, method, path and body.
+type Request = (&'static str, &'static str, String, Option<Value>);
+
+/// Runs `requests`, recording each answer under its name in `seen`.
+async fn run(client: &Client, requests: Vec<Request>, seen: &mut Vec<Observation>) {
+    for (name, method, path, body) in requests {
+        seen.push((name.to_owned(), call(client, method, &path, body).await));
+    }
+}
+
+/// The `metadata.resourceVersion` of the object at `path`.
+async fn resource_version(client: &Client, path: &str) -> String {
+    let request = http::Request::get(path)
+        .body(Vec::new())
+        .expect("a request");
+    let object: Value = client.request(request).await.expect("the object exists");
     object["metadata"]["resourceVersion"]
         .as_str()
         .unwrap_or_default()
         .to_owned()
 }
 
-/// The script. Each step's answer is recorded under its name.
+/// The script: every answer, under its step's name.
 async fn script(client: &Client) -> Vec<Observation> {
-    let client = client.clone();
-    let raw = |path: String| {
-        let client = client.clone();
-        async move {
-            let request = http::Request::get(path)
-                .body(Vec::new())
-                .expect("a request");
-            client.request::<Value>(request).await.unwrap_or_default()
-        }
-    };
     let mut seen = Vec::new();
-    let mut note = |name: &str, value: Value| seen.push((name.to_owned(), value));
     let cm = |name: &str, app: &str| {
-        json!({"apiVersion": "v1", "kind": "ConfigMap",
-            "metadata": {"name": name, "labels": {"app": app}}, "data": {"k": "v"}})
+        Some(json!({"apiVersion": "v1", "kind": "ConfigMap",
+            "metadata": {"name": name, "labels": {"app": app}}, "data": {"k": "v"}}))
     };
+    let a = format!("{CONFIGMAPS}/cm-a");
+    let list = |query: &str| format!("{CONFIGMAPS}?{query}");
+    #[rustfmt::skip]
+    run(client, vec![
+        ("create", "POST", CONFIGMAPS.into(), cm("cm-a", "x")),
+        ("create again: 409 AlreadyExists", "POST", CONFIGMAPS.into(), cm("cm-a", "x")),
+        ("invalid name: 422 Invalid", "POST", CONFIGMAPS.into(), cm("Not_A_Name", "x")),
+        ("get", "GET", a.clone(), None),
+        ("get missing: 404 NotFound", "GET", format!("{CONFIGMAPS}/nope"), None),
+        ("create another", "POST", CONFIGMAPS.into(), cm("cm-b", "y")),
+        ("list by label", "GET", list("labelSelector=app%3Dx"), None),
+        ("list by set label", "GET", list("labelSelector=app+in+%28x%2Cy%29"), None),
+        ("list by field", "GET", list("fieldSelector=metadata.name%3Dcm-b"), None),
+        ("bad selector: 400", "GET", list("labelSelector=%3D%3D"), None),
+    ], &mut seen).await;
 
-    note(
-        "create",
-        call(&client, "POST", CONFIGMAPS, Some(cm("cm-a", "x"))).await,
-    );
-    let created = raw(format!("{CONFIGMAPS}/cm-a")).await;
-    let first_rv = rv(&created);
-    note(
-        "create again: 409 AlreadyExists",
-        call(&client, "POST", CONFIGMAPS, Some(cm("cm-a", "x"))).await,
-    );
-    note(
-        "invalid name: 422 Invalid",
-        call(&client, "POST", CONFIGMAPS, Some(cm("Not_A_Name", "x"))).await,
-    );
-    note(
-        "get",
-        call(&client, "GET", &format!("{CONFIGMAPS}/cm-a"), None).await,
-    );
-    note(
-        "get missing: 404 NotFound",
-        call(&client, "GET", &format!("{CONFIGMAPS}/nope"), None).await,
-    );
-    note(
-        "create another",
-        call(&client, "POST", CONFIGMAPS, Some(cm("cm-b", "y"))).await,
-    );
-    note(
-        "list by label",
-        call(
-            &client,
-            "GET",
-            &format!("{CONFIGMAPS}?labelSelector=app%3Dx"),
-            None,
-        )
-        .await,
-    );
-    note(
-        "list by set label",
-        call(
-            &client,
-            "GET",
-            &format!("{CONFIGMAPS}?labelSelector=app+in+%28x%2Cy%29"),
-            None,
-        )
-        .await,
-    );
-    note(
-        "list by field",
-        call(
-            &client,
-            "GET",
-            &format!("{CONFIGMAPS}?fieldSelector=metadata.name%3Dcm-b"),
-            None,
-        )
-        .await,
-    );
-    note(
-        "bad selector: 400",
-        call(
-            &client,
-            "GET",
-            &format!("{CONFIGMAPS}?labelSelector=%3D%3D"),
-            None,
-        )
-        .await,
-    );
+    let first = resource_version(client, &a).await;
     let patch =
-        |data: &str, rv: &str| json!({"metadata": {"resourceVersion": rv}, "data": {"k": data}});
-    note(
-        "merge patch, current resourceVersion",
-        call(
-            &client,
-            "PATCH",
-            &format!("{CONFIGMAPS}/cm-a"),
-            Some(patch("w", &first_rv)),
-        )
-        .await,
-    );
-    note(
-        "merge patch, stale resourceVersion: 409 Conflict",
-        call(
-            &client,
-            "PATCH",
-            &format!("{CONFIGMAPS}/cm-a"),
-            Some(patch("z", &first_rv)),
-        )
-        .await,
-    );
-    note(
-        "patch missing: 404",
-        call(
-            &client,
-            "PATCH",
-            &format!("{CONFIGMAPS}/nope"),
-            Some(patch("z", &first_rv)),
-        )
-        .await,
-    );
-
+        |data: &str| Some(json!({"metadata": {"resourceVersion": first}, "data": {"k": data}}));
     let capt = json!({"apiVersion": "infrastructure.cluster.x-k8s.io/v1beta1", "kind": "CAPTCluster",
-        "metadata": {"name": "c"}, "spec": {"region": "r", "vpcTemplateRef": {"name": "t", "namespace": "default"}},
-        "status": {"ready": true}});
-    note(
-        "create a custom resource (status dropped)",
-        call(&client, "POST", CAPTCLUSTERS, Some(capt)).await,
-    );
-    let object = raw(format!("{CAPTCLUSTERS}/c")).await;
-    let capt_rv = rv(&object);
-    let status = |rv: &str| json!({"metadata": {"resourceVersion": rv}, "status": {"ready": false, "vpcId": "vpc-1"}});
-    note(
-        "status patch, current resourceVersion",
-        call(
-            &client,
-            "PATCH",
-            &format!("{CAPTCLUSTERS}/c/status"),
-            Some(status(&capt_rv)),
-        )
-        .await,
-    );
-    note(
-        "status patch, stale resourceVersion: 409",
-        call(
-            &client,
-            "PATCH",
-            &format!("{CAPTCLUSTERS}/c/status"),
-            Some(status(&capt_rv)),
-        )
-        .await,
-    );
-    note(
-        "main patch keeps status, bumps generation",
-        call(
-            &client,
-            "PATCH",
-            &format!("{CAPTCLUSTERS}/c"),
-            Some(json!({"spec": {"region": "s"}, "status": {"ready": true}})),
-        )
-        .await,
-    );
-    note(
-        "status of a missing object: 404",
-        call(
-            &client,
-            "PATCH",
-            &format!("{CAPTCLUSTERS}/nope/status"),
-            Some(status(&capt_rv)),
-        )
-        .await,
-    );
+        "metadata": {"name": "c"}, "status": {"ready": true},
+        "spec": {"region": "r", "vpcTemplateRef": {"name": "t", "namespace": "default"}}});
+    #[rustfmt::skip]
+    run(client, vec![
+        ("merge patch, current resourceVersion", "PATCH", a.clone(), patch("w")),
+        ("merge patch, stale resourceVersion: 409 Conflict", "PATCH", a.clone(), patch("z")),
+        ("patch missing: 404", "PATCH", format!("{CONFIGMAPS}/nope"), patch("z")),
+        ("create a custom resource (status dropped)", "POST", CAPTCLUSTERS.into(), Some(capt)),
+    ], &mut seen).await;
 
-    note(
-        "watch from a resourceVersion",
-        watch(
-            &client,
-            &format!("resourceVersion={first_rv}&allowWatchBookmarks=true&timeoutSeconds=2"),
-        )
-        .await,
-    );
-    note("streaming list", watch(&client, "sendInitialEvents=true&resourceVersionMatch=NotOlderThan&allowWatchBookmarks=true&labelSelector=app%3Dx&timeoutSeconds=2").await);
-    note(
-        "delete",
-        call(&client, "DELETE", &format!("{CONFIGMAPS}/cm-b"), None).await,
-    );
-    note(
-        "delete missing: 404",
-        call(&client, "DELETE", &format!("{CONFIGMAPS}/cm-b"), None).await,
-    );
+    let c = format!("{CAPTCLUSTERS}/c");
+    let rv = resource_version(client, &c).await;
+    let status = Some(json!({"metadata": {"resourceVersion": rv},
+        "status": {"ready": false, "vpcId": "vpc-1"}}));
+    let spec = Some(json!({"spec": {"region": "s"}, "status": {"ready": true}}));
+    #[rustfmt::skip]
+    run(client, vec![
+        ("status patch, current resourceVersion", "PATCH", format!("{c}/status"), status.clone()),
+        ("status patch, stale resourceVersion: 409", "PATCH", format!("{c}/status"), status.clone()),
+        ("main patch keeps status, bumps generation", "PATCH", c.clone(), spec),
+        ("status of a missing object: 404", "PATCH", format!("{CAPTCLUSTERS}/nope/status"), status),
+    ], &mut seen).await;
+
+    let from = format!("resourceVersion={first}&allowWatchBookmarks=true&timeoutSeconds=2");
+    seen.push((
+        "watch from a resourceVersion".into(),
+        watch(client, &from).await,
+    ));
+    let streaming = "sendInitialEvents=true&resourceVersionMatch=NotOlderThan\
+        &allowWatchBookmarks=true&labelSelector=app%3Dx&timeoutSeconds=2";
+    seen.push(("streaming list".into(), watch(client, streaming).await));
+    #[rustfmt::skip]
+    run(client, vec![
+        ("delete", "DELETE", format!("{CONFIGMAPS}/cm-b"), None),
+        ("delete missing: 404", "DELETE", format!("{CONFIGMAPS}/cm-b"), None),
+    ], &mut seen).await;
     seen
 }
 
