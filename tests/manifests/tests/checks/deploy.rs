@@ -56,7 +56,6 @@ const CLUSTER_ROLE: &[(&str, &str, &[&str])] = &[
     ("", "secrets", &["get"]),
     // Events.
     ("events.k8s.io", "events", &["create", "patch"]),
-    ("", "events", &["create", "patch"]),
 ];
 
 /// The leader-election Role's grants, in capt-system only.
