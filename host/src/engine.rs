@@ -18,9 +18,9 @@
 //! - **A budget on the guest's work.** A call may use [`Limits::cpu_time`] of its thread's CPU
 //!   time, counted at every epoch tick (an epoch-deadline callback reads the thread's CPU
 //!   clock), so a busy or throttled node slows a call without failing it; the wall-clock
-//!   [`Limits::deadline`] is only a backstop for a host that is stuck ([`Budget`]).
+//!   [`Limits::deadline`] is only a backstop for a host that is stuck (`Budget`).
 //! - **Waiting for a slot.** When every slot of the pool is busy, a call waits up to
-//!   [`Limits::slot_wait`] for one instead of failing at once ([`SlotGate`]); the wait is
+//!   [`Limits::slot_wait`] for one instead of failing at once (`SlotGate`); the wait is
 //!   measured in [`PoolMetrics`].
 
 use std::sync::{Arc, Condvar, Mutex, PoisonError};
@@ -567,12 +567,13 @@ struct Budget {
 }
 
 impl Budget {
+    /// A budget that counts from [`Budget::start`].
     fn new(cpu_limit: Duration, wall_limit: Duration) -> Self {
         Self {
             cpu_limit,
             wall_limit,
             wall_start: Instant::now(),
-            cpu_start: thread_cpu_time(),
+            cpu_start: None,
             exceeded: None,
         }
     }
