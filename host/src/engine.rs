@@ -18,9 +18,9 @@
 //! - **A budget on the guest's work.** A call may use [`Limits::cpu_time`] of its thread's CPU
 //!   time, counted at every epoch tick (an epoch-deadline callback reads the thread's CPU
 //!   clock), so a busy or throttled node slows a call without failing it; the wall-clock
-//!   [`Limits::deadline`] is only a backstop for a host that is stuck ([`Budget`]).
+//!   [`Limits::deadline`] is only a backstop for a host that is stuck (`Budget`).
 //! - **Waiting for a slot.** When every slot of the pool is busy, a call waits up to
-//!   [`Limits::slot_wait`] for one instead of failing at once ([`SlotGate`]); the wait is
+//!   [`Limits::slot_wait`] for one instead of failing at once (`SlotGate`); the wait is
 //!   measured in [`PoolMetrics`].
 
 use std::sync::{Arc, Condvar, Mutex, PoisonError};
@@ -60,8 +60,8 @@ pub struct Limits {
     /// 1.5 MB object (a Workspace with thousands of outputs, about the most etcd stores) in
     /// about 35 ms of CPU (BENCHMARKS.md, "The sandbox"), so the margin is fiftyfold, and a
     /// CPU limit on the Pod (500m) slows the call's wall time but not its CPU time; a guest
-    /// that loops is stopped after 2 s of CPU. Counted at each
-    /// [`EPOCH_TICK`]; on platforms without a per-thread CPU clock, wall time is counted.
+    /// that loops is stopped after 2 s of CPU. Counted at each [`EPOCH_TICK`]; on platforms
+    /// without a per-thread CPU clock, wall time is counted.
     pub cpu_time: Duration,
     /// Wall-clock time one call may take, waiting for its thread to be scheduled included: a
     /// backstop for a host that is stuck, not a bound on the guest's work. Default 30 s, far
@@ -86,8 +86,9 @@ pub struct Limits {
     pub log_message_bytes: usize,
     /// Log records one call may emit; later ones are dropped, with one warning. Default 256.
     pub log_records: usize,
-    /// Calls that may run at the same time, i.e. the number of slots in the instance pool.
-    /// Default 16: the CLI runs one at a time; an operator runs one per worker.
+    /// Calls that may run at the same time, i.e. the number of slots in the instance pool;
+    /// more calls wait for a slot (up to [`Limits::slot_wait`]). Default 16: the CLI runs one
+    /// at a time; an operator runs one per worker.
     pub concurrent_calls: u32,
 }
 
@@ -567,12 +568,13 @@ struct Budget {
 }
 
 impl Budget {
+    /// A budget that counts from [`Budget::start`].
     fn new(cpu_limit: Duration, wall_limit: Duration) -> Self {
         Self {
             cpu_limit,
             wall_limit,
             wall_start: Instant::now(),
-            cpu_start: thread_cpu_time(),
+            cpu_start: None,
             exceeded: None,
         }
     }

@@ -168,17 +168,24 @@ fn logged_suffix(logged: &Option<String>) -> String {
 mod tests {
     use super::*;
 
+    /// A call's limits, each hit: CPU time (2 s), wall-clock deadline (30 s), slot wait (10 s).
+    fn limits_hit() -> [PolicyError; 3] {
+        [
+            PolicyError::CpuTimeExceeded {
+                limit: Duration::from_secs(2),
+            },
+            PolicyError::DeadlineExceeded {
+                deadline: Duration::from_secs(30),
+            },
+            PolicyError::SlotWaitExceeded {
+                waited: Duration::from_secs(10),
+            },
+        ]
+    }
+
     #[test]
     fn only_failures_of_a_busy_host_are_transient() {
-        let deadline = PolicyError::DeadlineExceeded {
-            deadline: Duration::from_secs(1),
-        };
-        let slot_wait = PolicyError::SlotWaitExceeded {
-            waited: Duration::from_secs(1),
-        };
-        let cpu_time = PolicyError::CpuTimeExceeded {
-            limit: Duration::from_secs(1),
-        };
+        let [cpu_time, deadline, slot_wait] = limits_hit();
         let rejected = PolicyError::Rejected(capt_policy::Error::Internal("x".into()));
         let oom = PolicyError::OutOfMemory { limit_bytes: 1 };
         assert!(deadline.is_transient());
@@ -190,20 +197,15 @@ mod tests {
 
     #[test]
     fn a_limit_error_names_the_flag_that_raises_the_limit() {
-        let cpu_time = PolicyError::CpuTimeExceeded {
-            limit: Duration::from_secs(2),
-        };
-        let deadline = PolicyError::DeadlineExceeded {
-            deadline: Duration::from_secs(30),
-        };
-        let slot_wait = PolicyError::SlotWaitExceeded {
-            waited: Duration::from_secs(10),
-        };
-        assert!(cpu_time.to_string().contains("2s of CPU time"));
-        assert!(cpu_time.to_string().contains("--call-cpu-limit raises"));
-        assert!(deadline.to_string().contains("wall-clock deadline of 30s"));
-        assert!(deadline.to_string().contains("--call-deadline raises"));
-        assert!(slot_wait.to_string().contains("--call-slot-wait raises"));
+        let [cpu_time, deadline, slot_wait] = limits_hit().map(|error| error.to_string());
+        assert!(cpu_time.contains("2s of CPU time"), "{cpu_time}");
+        assert!(cpu_time.contains("--call-cpu-limit raises"), "{cpu_time}");
+        assert!(
+            deadline.contains("wall-clock deadline of 30s"),
+            "{deadline}"
+        );
+        assert!(deadline.contains("--call-deadline raises"), "{deadline}");
+        assert!(slot_wait.contains("--call-slot-wait raises"), "{slot_wait}");
     }
 
     #[test]
