@@ -474,13 +474,7 @@ mod tests {
             .reconcile("CAPTCluster", "demo", "2026-01-01T00:11:00Z")
             .unwrap();
         assert!(r.patches.is_empty(), "the Workspace is still missing");
-        w.put(apply("demo-vpc", "demo-vpc"));
-        w.put(workspace(
-            "demo-vpc",
-            Some("True"),
-            Some("False"),
-            json!({}),
-        ));
+        put_applying(&mut w, "demo-vpc", "demo-vpc");
         let r = w
             .reconcile("CAPTCluster", "demo", "2026-01-01T00:12:00Z")
             .unwrap();
