@@ -336,13 +336,7 @@ mod tests {
     #[test]
     fn vpc_ready_timeout_fires_at_fifteen_minutes_and_not_before() {
         let mut w = world();
-        w.put(apply("demo-vpc", "demo-vpc"));
-        w.put(workspace(
-            "demo-vpc",
-            Some("True"),
-            Some("False"),
-            json!({}),
-        ));
+        put_applying(&mut w, "demo-vpc", "demo-vpc");
         let r = w.reconcile("CAPTCluster", "demo", T0).unwrap();
         assert_eq!(
             state(w.get("CAPTCluster", "demo"), "Ready"),

@@ -585,4 +585,74 @@ mod tests {
                 .all(|p| p.target.kind == "CAPTControlPlane")
         );
     }
+
+    #[test]
+    fn timeout_overrides_outside_one_minute_to_one_week_are_invalid_control_plane_config() {
+        for bad in [
+            json!(0),
+            json!(10_081),
+            json!(-5),
+            json!(1.5),
+            json!("15"),
+            json!(576_460_752_303_423_489_u64),
+        ] {
+            let mut cp = control_plane("demo");
+            cp["spec"]["controlPlaneConfig"] = json!({"timeouts": {"vpcReadyTimeout": bad}});
+            let mut w = World::new(vec![cluster("demo"), capt_cluster("demo"), cp]);
+            let r = w.reconcile("CAPTControlPlane", "demo", T0).unwrap();
+            let cp = w.get("CAPTControlPlane", "demo");
+            assert_eq!(
+                cp["status"]["failureReason"], "InvalidControlPlaneConfig",
+                "{bad}"
+            );
+            assert_eq!(cp["status"]["phase"], "Failed");
+            assert!(
+                cp["status"]["failureMessage"]
+                    .as_str()
+                    .unwrap()
+                    .contains("timeouts.vpcReadyTimeout")
+            );
+            assert_eq!(r.requeue_after_millis, None);
+        }
+        let mut cp = control_plane("demo");
+        cp["spec"]["controlPlaneConfig"] = json!({"timeouts": {"vpcReadyTimeout": 10_080}});
+        let mut w = World::new(vec![cluster("demo"), capt_cluster("demo"), cp]);
+        w.reconcile("CAPTControlPlane", "demo", T0).unwrap();
+        assert_eq!(
+            state(w.get("CAPTControlPlane", "demo"), "Ready"),
+            is("False", "WaitingForVPC")
+        );
+    }
+
+    #[test]
+    fn an_unparsable_or_non_string_endpoint_after_initialization_keeps_the_last_one() {
+        let mut w = vpc_ready_world();
+        eks_applied(&mut w, "10.0.0.1:6443");
+        w.reconcile("CAPTControlPlane", "demo", T0).unwrap();
+        for bad in [
+            json!("https://10.0.0.1:0"),
+            json!(6443),
+            json!({"host": "h"}),
+        ] {
+            let mut ws = w.get("Workspace", "demo-eks-controlplane").clone();
+            ws["status"]["atProvider"]["outputs"]["cluster_endpoint"] = bad.clone();
+            w.put(ws);
+            let r = w
+                .reconcile("CAPTControlPlane", "demo", "2026-01-01T00:01:00Z")
+                .unwrap();
+            let cp = w.get("CAPTControlPlane", "demo");
+            assert_eq!(state(cp, "Ready"), is("False", "InvalidEndpoint"), "{bad}");
+            assert_eq!(cp["status"]["initialized"], true);
+            assert_eq!(cp["status"]["ready"], false);
+            assert_eq!(cp["status"]["endpoint"], "10.0.0.1:6443");
+            assert_eq!(cp["spec"]["controlPlaneEndpoint"]["port"], 6443);
+            assert!(
+                cp["status"]["workspaceTemplateStatus"]["lastFailureMessage"]
+                    .as_str()
+                    .unwrap()
+                    .starts_with("cluster_endpoint")
+            );
+            assert!(r.requeue_after_millis.is_some());
+        }
+    }
 }

@@ -408,3 +408,83 @@ fn respond(
         requirements: Vec::new(),
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use serde_json::json;
+
+    use crate::contract::EventType;
+    use crate::fixtures::*;
+
+    const T0: &str = "2026-01-01T00:00:00Z";
+
+    #[test]
+    fn every_path_writes_ready_initialized_and_phase() {
+        let mut cp = control_plane("demo");
+        cp["metadata"]["ownerReferences"] = json!([]);
+        let mut w = World::new(vec![cp]);
+        w.reconcile("CAPTControlPlane", "demo", T0).unwrap();
+        let status = &w.get("CAPTControlPlane", "demo")["status"];
+        assert_eq!(
+            (&status["ready"], &status["initialized"], &status["phase"]),
+            (&json!(false), &json!(false), &json!("Creating"))
+        );
+        let mut w = World::new(vec![control_plane("demo")]);
+        w.put(json!({"apiVersion": "controlplane.cluster.x-k8s.io/v1beta1", "kind": "CAPTControlPlane",
+            "metadata": {"name": "demo", "namespace": NS},
+            "status": {"ready": true, "initialized": true, "phase": "Ready", "conditions": [
+                {"type": "Ready", "status": "True", "reason": "ControlPlaneReady", "message": "m", "lastTransitionTime": T0}]}}));
+        let r = w
+            .reconcile("CAPTControlPlane", "demo", "2026-01-01T00:01:00Z")
+            .unwrap();
+        let cp = w.get("CAPTControlPlane", "demo");
+        assert_eq!(state(cp, "Ready"), is("False", "ClusterNotFound"));
+        assert_eq!(cp["status"]["phase"], "Creating");
+        assert_eq!(cp["status"]["ready"], false);
+        assert_eq!(cp["status"]["initialized"], true);
+        assert_eq!(r.events[0].event_type, EventType::Warning);
+    }
+
+    #[test]
+    fn an_empty_retry_annotation_is_no_retry() {
+        let mut w = World::new(vec![cluster("demo"), capt_cluster("demo")]);
+        w.reconcile("CAPTCluster", "demo", T0).unwrap();
+        w.reconcile("CAPTCluster", "demo", "2026-01-01T00:10:00Z")
+            .unwrap();
+        w.put(json!({"apiVersion": "infrastructure.cluster.x-k8s.io/v1beta1", "kind": "CAPTCluster",
+            "metadata": {"name": "demo", "namespace": NS, "annotations": {"capt.appthrust.io/retry": ""}}}));
+        let r = w
+            .reconcile("CAPTCluster", "demo", "2026-01-01T00:11:00Z")
+            .unwrap();
+        assert!(r.patches.is_empty(), "{:#?}", r.patches);
+        assert_eq!(
+            w.get("CAPTCluster", "demo")["status"]["failureReason"],
+            "WorkspaceReadyTimeout"
+        );
+    }
+
+    #[test]
+    fn auto_recovery_waits_for_the_cause_and_restarts_the_clocks() {
+        let mut w = World::new(vec![cluster("demo"), capt_cluster("demo")]);
+        w.settings = json!({"autoRecoverReasons": ["WorkspaceReadyTimeout"]});
+        w.reconcile("CAPTCluster", "demo", T0).unwrap();
+        w.reconcile("CAPTCluster", "demo", "2026-01-01T00:10:00Z")
+            .unwrap();
+        let r = w
+            .reconcile("CAPTCluster", "demo", "2026-01-01T00:11:00Z")
+            .unwrap();
+        assert!(r.patches.is_empty(), "the Workspace is still missing");
+        put_applying(&mut w, "demo-vpc", "demo-vpc");
+        let r = w
+            .reconcile("CAPTCluster", "demo", "2026-01-01T00:12:00Z")
+            .unwrap();
+        let cc = w.get("CAPTCluster", "demo");
+        assert_eq!(cc["status"]["failureReason"], json!(null));
+        assert_eq!(state(cc, "VPCFailed"), is("False", "Recovered"));
+        assert_eq!(
+            condition(cc, "VPCCreating")["lastTransitionTime"],
+            "2026-01-01T00:12:00Z"
+        );
+        assert_eq!(r.requeue_after_millis, Some(10_000));
+    }
+}

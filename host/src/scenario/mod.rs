@@ -112,7 +112,10 @@ mod tests {
             "{error}"
         );
         std::fs::write(dir.join("nested/a.yaml"), "name: a").unwrap();
-        assert_eq!(files(&[dir.clone()]).unwrap(), [dir.join("nested/a.yaml")]);
+        assert_eq!(
+            files(std::slice::from_ref(&dir)).unwrap(),
+            [dir.join("nested/a.yaml")]
+        );
         std::fs::remove_dir_all(&dir).unwrap();
     }
 }

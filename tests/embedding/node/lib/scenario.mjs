@@ -48,6 +48,9 @@ function relativeName(roots, file) {
   return parts.at(-1) ?? file;
 }
 
+/** A folder without scenario files: a failed suite (exit 1), as in the Rust host. */
+export class EmptySuite extends Error {}
+
 /**
  * The scenario files under `paths`: files as given, directories searched recursively for
  * `.yaml`/`.yml`; sorted like the Rust host sorts them, without duplicates. Each comes with its
@@ -67,7 +70,9 @@ export function scenarioFiles(paths) {
   for (const path of paths) {
     if (statSync(path).isDirectory()) {
       roots.push(path);
+      const before = found.size;
       walk(path);
+      if (found.size === before) throw new EmptySuite(`${path} holds no scenario files (.yaml or .yml)`);
     } else {
       found.add(path);
     }

@@ -44,6 +44,10 @@ def _relative_name(roots: list[str], file: str) -> str:
     return parts[-1] if parts else file
 
 
+class EmptySuite(Exception):
+    """A folder without scenario files: a failed suite (exit 1), as in the Rust host."""
+
+
 def scenario_files(paths: list[str]) -> list[tuple[str, str]]:
     """The scenario files under ``paths``: files as given, directories searched recursively for
     ``.yaml``/``.yml``; sorted like the Rust host sorts them, without duplicates. Each comes
@@ -62,7 +66,10 @@ def scenario_files(paths: list[str]) -> list[tuple[str, str]]:
     for path in paths:
         if os.path.isdir(path):
             roots.append(path)
+            before = len(found)
             walk(path)
+            if len(found) == before:
+                raise EmptySuite(f"{path} holds no scenario files (.yaml or .yml)")
         else:
             if not os.path.exists(path):
                 raise FileNotFoundError(f"could not read {path}")
