@@ -4,11 +4,12 @@
 use serde_json::{Map, Value, json};
 
 use crate::conditions::Status;
+use crate::context::{Ctx, Subject};
 use crate::contract::{Error, ObjectRef};
 use crate::draft::{Draft, READY};
 use crate::endpoint::Endpoint;
 use crate::inputs::{Fields, Halt};
-use crate::lifecycle::{Ctx, Provider, Subject};
+use crate::lifecycle::Provider;
 use crate::outcome::{Class, Deadlines, Outcome};
 use crate::propagation::Side;
 use crate::workspace::{self, Observed, WTS, secret_value};
@@ -22,6 +23,7 @@ pub struct CaptCluster;
 impl Provider for CaptCluster {
     const FAILED: &'static str = "VPCFailed";
     const PROGRESS: &'static str = VPC_CREATING;
+    const MILESTONE: &'static str = VPC_READY;
     const SIDE: Side = Side::Infrastructure;
 
     fn apply_ref(me: Fields<'_>) -> Result<ObjectRef, Error> {
@@ -89,14 +91,18 @@ impl Provider for CaptCluster {
         })
     }
 
+    /// A terminal failure turns `VPCReady` False with its reason, even after the VPC was
+    /// ready: never `VPCReady=True` beside `VPCFailed=True`.
     fn finish(draft: &mut Draft, outcome: &Outcome) {
-        if outcome.is_terminal() && !draft.conditions.is(VPC_READY, Status::True) {
+        if outcome.is_terminal() {
             let (reason, message) = outcome.reason_and_message();
             draft
                 .conditions
                 .set(VPC_READY, Status::False, reason, message);
         }
     }
+
+    fn summarize(_: &mut Draft) {}
 }
 
 /// Follows the VPC's Terraform workspace. `Ok(id)` once the VPC ID is known; otherwise the
@@ -330,13 +336,7 @@ mod tests {
     #[test]
     fn vpc_ready_timeout_fires_at_fifteen_minutes_and_not_before() {
         let mut w = world();
-        w.put(apply("demo-vpc", "demo-vpc"));
-        w.put(workspace(
-            "demo-vpc",
-            Some("True"),
-            Some("False"),
-            json!({}),
-        ));
+        put_applying(&mut w, "demo-vpc", "demo-vpc");
         let r = w.reconcile("CAPTCluster", "demo", T0).unwrap();
         assert_eq!(
             state(w.get("CAPTCluster", "demo"), "Ready"),

@@ -5,6 +5,7 @@ use serde::Deserialize;
 use serde::de::{Error as _, Unexpected};
 use serde_json::{Map, Value};
 
+use crate::message::bounded;
 use crate::time::{Millis, format_timestamp, parse_timestamp};
 
 /// A condition status.
@@ -183,9 +184,10 @@ impl Conditions {
 
     /// Sets a condition: `lastTransitionTime` becomes now only when the status changes (or the
     /// condition is new, or its time is unreadable); reason, message and generation always update.
+    /// The message is bounded ([`bounded`]); an empty one is replaced by the reason.
     pub fn set(&mut self, kind: &str, status: Status, reason: &str, message: &str) {
         let now = format_timestamp(self.now);
-        let message = if message.is_empty() { reason } else { message };
+        let message = bounded(if message.is_empty() { reason } else { message });
         match self.list.iter_mut().find(|c| c.kind == kind) {
             Some(c) => {
                 if c.status != status || c.since().is_none() {
@@ -193,14 +195,14 @@ impl Conditions {
                 }
                 c.status = status;
                 c.reason = reason.to_owned();
-                c.message = message.to_owned();
+                c.message = message.into_owned();
                 c.observed_generation = Some(self.generation);
             }
             None => self.list.push(Condition {
                 kind: kind.to_owned(),
                 status,
                 reason: reason.to_owned(),
-                message: message.to_owned(),
+                message: message.into_owned(),
                 last_transition_time: now,
                 observed_generation: Some(self.generation),
                 extra: Map::new(),

@@ -4,12 +4,13 @@
 use serde_json::{Map, Value, json};
 
 use crate::conditions::Status;
+use crate::context::{Ctx, Subject};
 use crate::contract::{Error, ObjectRef};
 use crate::draft::{Draft, READY};
 use crate::endpoint::Endpoint;
 use crate::inputs::{Fields, Halt};
 use crate::kinds;
-use crate::lifecycle::{Ctx, Provider, Subject};
+use crate::lifecycle::Provider;
 use crate::outcome::{Class, Deadlines, Outcome};
 use crate::propagation::{Side, object_ref};
 use crate::workspace::{self, Observed, Progress, WTS, secret_value};
@@ -17,7 +18,10 @@ use crate::workspace::{self, Observed, Progress, WTS, secret_value};
 const CREATING: &str = "Creating";
 const INITIALIZED: &str = "Initialized";
 const ENDPOINT_KEY: &str = "cluster_endpoint";
+const INVALID_ENDPOINT: &str = "InvalidEndpoint";
 const MINUTE: u64 = 60_000;
+/// The longest timeout override, in minutes (one week).
+const MAX_TIMEOUT_MINUTES: u64 = 10_080;
 
 /// The CAPTControlPlane provider.
 pub struct CaptControlPlane;
@@ -25,6 +29,7 @@ pub struct CaptControlPlane;
 impl Provider for CaptControlPlane {
     const FAILED: &'static str = "Failed";
     const PROGRESS: &'static str = CREATING;
+    const MILESTONE: &'static str = INITIALIZED;
     const SIDE: Side = Side::ControlPlane;
 
     fn apply_ref(me: Fields<'_>) -> Result<ObjectRef, Error> {
@@ -38,9 +43,15 @@ impl Provider for CaptControlPlane {
         deadlines: &mut Deadlines,
     ) -> Result<Outcome, Halt> {
         let me = subject.me;
+        let timeouts = match Timeouts::of(ctx, me) {
+            Ok(timeouts) => timeouts,
+            Err(why) => return Ok(Outcome::terminal("InvalidControlPlaneConfig", why)),
+        };
         let initialized = is_initialized(draft);
         draft.endpoint = Endpoint::from_spec(me.object("spec.controlPlaneEndpoint")?);
-        if !initialized && let Some(waiting) = wait_for_vpc(ctx, subject, draft, deadlines)? {
+        if !initialized
+            && let Some(waiting) = wait_for_vpc(ctx, subject, draft, deadlines, &timeouts)?
+        {
             return Ok(waiting);
         }
 
@@ -52,13 +63,18 @@ impl Provider for CaptControlPlane {
             Some(blocked) => blocked,
             None => match endpoint(ctx, &observed)? {
                 Some(Ok(endpoint)) => return Ok(ready(draft, &observed, endpoint)?),
-                Some(Err(why)) => Outcome::blocked(
-                    "InvalidEndpoint",
-                    why,
-                    Class::Transient {
-                        since: applied_at.flatten(),
-                    },
-                ),
+                Some(Err(why)) => {
+                    if let Some(revision) = observed.revision()? {
+                        draft.set_in(WTS, "lastFailedRevision", revision);
+                    }
+                    Outcome::blocked(
+                        INVALID_ENDPOINT,
+                        why,
+                        Class::Transient {
+                            since: applied_at.flatten(),
+                        },
+                    )
+                }
                 None => Outcome::blocked(
                     "WaitingForEndpoint",
                     "Workspace applied; waiting for cluster_endpoint in its outputs or connection secret",
@@ -67,8 +83,11 @@ impl Provider for CaptControlPlane {
             },
         };
         if initialized {
-            // Created once: no deadlines any more; only errors and missing objects block.
+            // Created once: no deadlines any more; only errors (a workspace error, an endpoint
+            // that does not parse) and missing objects block.
+            let invalid_endpoint = blocked.reason_and_message().0 == INVALID_ENDPOINT;
             if !observed.progress.blocks_after_creation()
+                && !invalid_endpoint
                 && let Some(endpoint) = draft.endpoint.clone()
             {
                 return Ok(ready(draft, &observed, endpoint)?);
@@ -82,7 +101,6 @@ impl Provider for CaptControlPlane {
             .conditions
             .set(CREATING, Status::True, reason, message);
         let started = draft.conditions.since(CREATING, Status::True);
-        let timeouts = Timeouts::of(ctx, me)?;
         deadlines.add(
             "ControlPlaneTimeout",
             started,
@@ -109,17 +127,7 @@ impl Provider for CaptControlPlane {
     }
 
     fn finish(draft: &mut Draft, outcome: &Outcome) {
-        let phase = if draft.failure().is_some() {
-            "Failed"
-        } else if draft.conditions.is(READY, Status::True) {
-            "Ready"
-        } else {
-            "Creating"
-        };
-        draft.set("phase", phase);
-        let initialized = is_initialized(draft);
-        draft.set("initialized", initialized);
-        if initialized {
+        if is_initialized(draft) {
             draft.set_in("initialization", "controlPlaneInitialized", true);
             draft.conditions.set(
                 INITIALIZED,
@@ -142,6 +150,21 @@ impl Provider for CaptControlPlane {
                 .set(INITIALIZED, Status::False, reason, message);
         }
     }
+
+    /// `phase` agrees with the conditions (`Failed` while a terminal failure is recorded,
+    /// `Ready` while `Ready=True`, else `Creating`); `initialized` is one-way.
+    fn summarize(draft: &mut Draft) {
+        let phase = if draft.failure().is_some() {
+            "Failed"
+        } else if draft.conditions.is(READY, Status::True) {
+            "Ready"
+        } else {
+            "Creating"
+        };
+        draft.set("phase", phase);
+        let initialized = is_initialized(draft);
+        draft.set("initialized", initialized);
+    }
 }
 
 /// Initialization is one-way: once recorded it stays.
@@ -156,16 +179,22 @@ struct Timeouts {
 }
 
 impl Timeouts {
-    fn of(ctx: &Ctx<'_>, me: Fields<'_>) -> Result<Self, Error> {
-        let minutes = |key: &str| -> Result<Option<u64>, Error> {
-            let path = format!("spec.controlPlaneConfig.timeouts.{key}");
-            match me.int(&path)? {
-                None => Ok(None),
-                Some(m) if m >= 1 => Ok(Some(m as u64 * MINUTE)),
-                Some(_) => Err(Error::InvalidInput(format!(
-                    "{}: {path} must be at least 1 (minutes)",
-                    me.owner
-                ))),
+    /// The timeouts, or why an override is invalid: each is a whole number of minutes in
+    /// 1..=10080, anything else (another number, another type) is rejected.
+    fn of(ctx: &Ctx<'_>, me: Fields<'_>) -> Result<Self, String> {
+        let minutes = |key: &str| -> Result<Option<u64>, String> {
+            let value = me
+                .value
+                .pointer(&format!("/spec/controlPlaneConfig/timeouts/{key}"));
+            match value {
+                None | Some(Value::Null) => Ok(None),
+                Some(v) => match v.as_u64() {
+                    Some(m @ 1..=MAX_TIMEOUT_MINUTES) => Ok(Some(m * MINUTE)),
+                    _ => Err(format!(
+                        "spec.controlPlaneConfig.timeouts.{key} must be a whole number of minutes \
+                         from 1 to {MAX_TIMEOUT_MINUTES}"
+                    )),
+                },
             }
         };
         Ok(Self {
@@ -184,6 +213,7 @@ fn wait_for_vpc(
     subject: Subject<'_>,
     draft: &mut Draft,
     deadlines: &mut Deadlines,
+    timeouts: &Timeouts,
 ) -> Result<Option<Outcome>, Halt> {
     let infra_ref = object_ref(subject.cluster, "spec.infrastructureRef")?;
     let waiting = match &infra_ref {
@@ -210,11 +240,10 @@ fn wait_for_vpc(
         .conditions
         .set(CREATING, Status::False, "WaitingForVPC", &message);
     let started = draft.conditions.since(CREATING, Status::False);
-    let timeout = Timeouts::of(ctx, subject.me)?.vpc_ready;
     deadlines.add(
         "VPCReadyTimeout",
         started,
-        timeout,
+        timeouts.vpc_ready,
         "the infrastructure's VPC was not ready",
     );
     Ok(Some(Outcome::blocked(
@@ -225,14 +254,19 @@ fn wait_for_vpc(
 }
 
 /// The endpoint from the `cluster_endpoint` output, else the connection secret (asked for only
-/// then): `None` when neither has it, `Some(Err)` when it does not parse.
+/// then): `None` when neither has it, `Some(Err)` when it does not parse or is not a string.
 fn endpoint(
     ctx: &Ctx<'_>,
     observed: &Observed<'_>,
 ) -> Result<Option<Result<Endpoint, String>>, Halt> {
-    let text = match observed.output(ENDPOINT_KEY)? {
-        Some(text) => Some(text.to_owned()),
-        None => match observed.connection_secret()? {
+    let text = match observed.output_value(ENDPOINT_KEY)? {
+        Some(Value::String(text)) if !text.trim().is_empty() => Some(text.clone()),
+        Some(other) if !other.is_string() => {
+            return Ok(Some(Err(format!(
+                "{ENDPOINT_KEY} {other} is not a valid endpoint: not a string"
+            ))));
+        }
+        _ => match observed.connection_secret()? {
             Some(secret_ref) => match ctx.inputs.get(&secret_ref)? {
                 Some(secret) => secret_value(secret, ENDPOINT_KEY)?,
                 None => None,
@@ -509,25 +543,33 @@ mod tests {
     }
 
     #[test]
-    fn a_failure_written_by_the_sibling_is_never_cleared() {
+    fn only_its_own_failure_is_written_to_and_cleared_from_the_cluster() {
         let mut w = vpc_ready_world();
-        w.put(json!({"apiVersion": "infrastructure.cluster.x-k8s.io/v1beta1", "kind": "CAPTCluster", "metadata": {"name": "demo", "namespace": NS},
-            "status": {"failureReason": "SecretTimeout", "failureMessage": "vpc"}}));
         w.put(json!({"apiVersion": "cluster.x-k8s.io/v1beta1", "kind": "Cluster", "metadata": {"name": "demo", "namespace": NS},
             "status": {"failureReason": "SecretTimeout", "failureMessage": "vpc"}}));
         eks_applied(&mut w, "10.0.0.1");
         w.reconcile("CAPTControlPlane", "demo", T0).unwrap();
         assert_eq!(
             w.get("Cluster", "demo")["status"]["failureReason"],
-            "SecretTimeout"
+            "SecretTimeout",
+            "a failure the control plane did not write stays"
         );
-        w.put(json!({"apiVersion": "infrastructure.cluster.x-k8s.io/v1beta1", "kind": "CAPTCluster", "metadata": {"name": "demo", "namespace": NS},
+        w.put(json!({"apiVersion": "cluster.x-k8s.io/v1beta1", "kind": "Cluster", "metadata": {"name": "demo", "namespace": NS},
             "status": {"failureReason": null, "failureMessage": null}}));
+        w.put(json!({"apiVersion": "controlplane.cluster.x-k8s.io/v1beta1", "kind": "CAPTControlPlane", "metadata": {"name": "demo", "namespace": NS},
+            "spec": {"controlPlaneConfig": {"timeouts": {"controlPlaneTimeout": 0}}}}));
         w.reconcile("CAPTControlPlane", "demo", "2026-01-01T00:01:00Z")
+            .unwrap();
+        let c = w.get("Cluster", "demo");
+        assert_eq!(c["status"]["failureReason"], "InvalidControlPlaneConfig");
+        w.put(json!({"apiVersion": "controlplane.cluster.x-k8s.io/v1beta1", "kind": "CAPTControlPlane", "metadata": {"name": "demo", "namespace": NS},
+            "spec": {"controlPlaneConfig": {"timeouts": {"controlPlaneTimeout": 60}}}}));
+        w.reconcile("CAPTControlPlane", "demo", "2026-01-01T00:02:00Z")
             .unwrap();
         assert_eq!(
             w.get("Cluster", "demo")["status"]["failureReason"],
-            json!(null)
+            json!(null),
+            "its own failure is cleared once it has none"
         );
     }
 
@@ -542,5 +584,75 @@ mod tests {
                 .iter()
                 .all(|p| p.target.kind == "CAPTControlPlane")
         );
+    }
+
+    #[test]
+    fn timeout_overrides_outside_one_minute_to_one_week_are_invalid_control_plane_config() {
+        for bad in [
+            json!(0),
+            json!(10_081),
+            json!(-5),
+            json!(1.5),
+            json!("15"),
+            json!(576_460_752_303_423_489_u64),
+        ] {
+            let mut cp = control_plane("demo");
+            cp["spec"]["controlPlaneConfig"] = json!({"timeouts": {"vpcReadyTimeout": bad}});
+            let mut w = World::new(vec![cluster("demo"), capt_cluster("demo"), cp]);
+            let r = w.reconcile("CAPTControlPlane", "demo", T0).unwrap();
+            let cp = w.get("CAPTControlPlane", "demo");
+            assert_eq!(
+                cp["status"]["failureReason"], "InvalidControlPlaneConfig",
+                "{bad}"
+            );
+            assert_eq!(cp["status"]["phase"], "Failed");
+            assert!(
+                cp["status"]["failureMessage"]
+                    .as_str()
+                    .unwrap()
+                    .contains("timeouts.vpcReadyTimeout")
+            );
+            assert_eq!(r.requeue_after_millis, None);
+        }
+        let mut cp = control_plane("demo");
+        cp["spec"]["controlPlaneConfig"] = json!({"timeouts": {"vpcReadyTimeout": 10_080}});
+        let mut w = World::new(vec![cluster("demo"), capt_cluster("demo"), cp]);
+        w.reconcile("CAPTControlPlane", "demo", T0).unwrap();
+        assert_eq!(
+            state(w.get("CAPTControlPlane", "demo"), "Ready"),
+            is("False", "WaitingForVPC")
+        );
+    }
+
+    #[test]
+    fn an_unparsable_or_non_string_endpoint_after_initialization_keeps_the_last_one() {
+        let mut w = vpc_ready_world();
+        eks_applied(&mut w, "10.0.0.1:6443");
+        w.reconcile("CAPTControlPlane", "demo", T0).unwrap();
+        for bad in [
+            json!("https://10.0.0.1:0"),
+            json!(6443),
+            json!({"host": "h"}),
+        ] {
+            let mut ws = w.get("Workspace", "demo-eks-controlplane").clone();
+            ws["status"]["atProvider"]["outputs"]["cluster_endpoint"] = bad.clone();
+            w.put(ws);
+            let r = w
+                .reconcile("CAPTControlPlane", "demo", "2026-01-01T00:01:00Z")
+                .unwrap();
+            let cp = w.get("CAPTControlPlane", "demo");
+            assert_eq!(state(cp, "Ready"), is("False", "InvalidEndpoint"), "{bad}");
+            assert_eq!(cp["status"]["initialized"], true);
+            assert_eq!(cp["status"]["ready"], false);
+            assert_eq!(cp["status"]["endpoint"], "10.0.0.1:6443");
+            assert_eq!(cp["spec"]["controlPlaneEndpoint"]["port"], 6443);
+            assert!(
+                cp["status"]["workspaceTemplateStatus"]["lastFailureMessage"]
+                    .as_str()
+                    .unwrap()
+                    .starts_with("cluster_endpoint")
+            );
+            assert!(r.requeue_after_millis.is_some());
+        }
     }
 }

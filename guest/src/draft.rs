@@ -2,7 +2,7 @@
 
 use serde_json::{Map, Value, json};
 
-use crate::conditions::{Conditions, Status};
+use crate::conditions::Conditions;
 use crate::contract::{Error, ObjectRef, Patch, Subresource};
 use crate::endpoint::Endpoint;
 use crate::inputs::Fields;
@@ -112,11 +112,18 @@ impl<'a> Draft<'a> {
         })
     }
 
-    /// The observed `Ready` condition's status and reason (for transition events).
-    pub fn ready_state(&self) -> Option<(Status, String)> {
-        self.conditions
-            .get(READY)
-            .map(|c| (c.status, c.reason.clone()))
+    /// The terminal failure the observed status recorded, before this reconcile.
+    pub fn observed_failure(&self) -> Option<Failure> {
+        let text = |key| {
+            self.old?
+                .get(key)
+                .and_then(Value::as_str)
+                .filter(|s| !s.is_empty())
+        };
+        Some(Failure {
+            reason: text("failureReason")?.to_owned(),
+            message: text("failureMessage").unwrap_or_default().to_owned(),
+        })
     }
 
     /// The writes for the trigger object: the spec patch (if any), then the status patch (if

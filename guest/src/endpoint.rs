@@ -15,8 +15,9 @@ pub struct Endpoint {
 }
 
 impl Endpoint {
-    /// Parses `https://host[:port][/path]`, `host:port` or `host` (IPv6 in brackets).
-    /// The scheme, user info, path, query and fragment are dropped; the port defaults to 443.
+    /// Parses `https://host[:port][/path]`, `host:port` or `host` (IPv6 in brackets), surrounding
+    /// whitespace trimmed. The scheme, user info, path, query and fragment are dropped; no port
+    /// or an empty one (`https://host:`) means 443; a port outside 1..65535 is rejected.
     pub fn parse(text: &str) -> Result<Self, String> {
         let invalid =
             |why: &str| format!("cluster_endpoint \"{text}\" is not a valid endpoint: {why}");
@@ -69,7 +70,7 @@ impl Endpoint {
             return Err(invalid("illegal character in host"));
         }
         let port = match port {
-            None => DEFAULT_PORT,
+            None | Some("") => DEFAULT_PORT,
             Some(p) => match p.parse::<u16>() {
                 Ok(p) if p > 0 => p,
                 _ => return Err(invalid("bad port")),
@@ -136,6 +137,9 @@ mod tests {
             ("h.example".into(), 8443)
         );
         assert_eq!(ok("https://[fd00::1]:6443"), ("fd00::1".into(), 6443));
+        assert_eq!(ok("https://h.example:"), ("h.example".into(), 443));
+        assert_eq!(ok("  h.example:6443\n"), ("h.example".into(), 6443));
+        assert_eq!(ok("[fd00::1]:"), ("fd00::1".into(), 443));
     }
 
     #[test]

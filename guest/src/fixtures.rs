@@ -68,6 +68,17 @@ pub fn workspace(name: &str, synced: Option<&str>, ready: Option<&str>, outputs:
     })
 }
 
+/// Puts a WorkspaceTemplateApply `name` and its Workspace `workspace`: synced, still applying.
+pub fn put_applying(w: &mut World, name: &str, workspace_name: &str) {
+    w.put(apply(name, workspace_name));
+    w.put(workspace(
+        workspace_name,
+        Some("True"),
+        Some("False"),
+        json!({}),
+    ));
+}
+
 /// The reference of a manifest.
 pub fn reference(manifest: &Value) -> ObjectRef {
     let s = |p: &str| manifest.pointer(p).and_then(Value::as_str);

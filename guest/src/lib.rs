@@ -1,9 +1,8 @@
 //! # capt-status: the CAPT status policy
 //!
 //! All phase, condition, timeout and propagation logic for `CAPTCluster` and `CAPTControlPlane`
-//! (`shared/spec/capt-status.md`; every open choice is recorded in
-//! `policies/capt-status/README.md`). The logic is a pure function of the [`contract::Request`]:
-//! it reads no clock and does no I/O.
+//! (the behaviour is described, rule by rule, in `policies/capt-status/README.md`). The logic is
+//! a pure function of the [`contract::Request`]: it reads no clock and does no I/O.
 //!
 //! ```text
 //!  request ─▶ Inputs ─▶ lifecycle (pause, owner, failures, recovery) ─┬─▶ captcluster   ─┐
@@ -24,24 +23,27 @@ mod captcluster;
 #[cfg(all(target_arch = "wasm32", feature = "component"))]
 mod component;
 mod conditions;
+mod context;
 mod controlplane;
 mod draft;
 mod endpoint;
+mod events;
 #[cfg(test)]
 mod fixtures;
 mod inputs;
 mod kinds;
 mod lifecycle;
 mod merge;
+mod message;
 mod outcome;
 mod propagation;
 mod settings;
 mod time;
 mod workspace;
 
+use context::Ctx;
 use contract::{Error, Metadata, Request, Response};
 use inputs::{Halt, Inputs};
-use lifecycle::Ctx;
 pub use settings::Settings;
 
 /// Describes the policy: name, version, the kinds it reconciles and reads, default settings.

@@ -71,6 +71,17 @@ impl Outcome {
         }
     }
 
+    /// True for errors, transient or terminal (their events are Warnings).
+    pub fn is_error(&self) -> bool {
+        matches!(
+            self,
+            Outcome::Blocked {
+                class: Class::Terminal | Class::Transient { .. },
+                ..
+            }
+        )
+    }
+
     /// True for terminal failures.
     pub fn is_terminal(&self) -> bool {
         matches!(
@@ -93,19 +104,6 @@ impl Outcome {
     }
 }
 
-/// Where the clocks of the current wait start.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Clocks {
-    /// Clocks run from the condition that entered the wait, but never from before `floor` (the
-    /// last recovery from a terminal failure).
-    Running {
-        /// The earliest start a clock may have.
-        floor: Option<Millis>,
-    },
-    /// Every deadline counts as passed: used to ask "is the cause of a failure gone?".
-    Expired,
-}
-
 /// One deadline of the current wait.
 #[derive(Debug, Clone, PartialEq)]
 struct Deadline {
@@ -117,16 +115,17 @@ struct Deadline {
 /// The deadlines of the current wait.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Deadlines {
-    clocks: Clocks,
+    /// The earliest start a clock may have (the last recovery from a terminal failure).
+    floor: Option<Millis>,
     now: Millis,
     items: Vec<Deadline>,
 }
 
 impl Deadlines {
-    /// No deadlines yet.
-    pub fn new(clocks: Clocks, now: Millis) -> Self {
+    /// No deadlines yet; clocks start no earlier than `floor`.
+    pub fn new(floor: Option<Millis>, now: Millis) -> Self {
         Self {
-            clocks,
+            floor,
             now,
             items: Vec::new(),
         }
@@ -141,15 +140,10 @@ impl Deadlines {
         timeout_millis: u64,
         what: &str,
     ) {
-        let (at, since) = match self.clocks {
-            Clocks::Expired => (Millis::MIN, started.unwrap_or(self.now)),
-            Clocks::Running { floor } => {
-                let start = started
-                    .unwrap_or(self.now)
-                    .max(floor.unwrap_or(Millis::MIN));
-                (start.saturating_add(timeout_millis as i64), start)
-            }
-        };
+        let since = started
+            .unwrap_or(self.now)
+            .max(self.floor.unwrap_or(Millis::MIN));
+        let at = since.saturating_add(i64::try_from(timeout_millis).unwrap_or(i64::MAX));
         self.items.push(Deadline {
             reason,
             at,
@@ -159,6 +153,11 @@ impl Deadlines {
                 format_timestamp(since)
             ),
         });
+    }
+
+    /// True when the current wait runs under the deadline `reason`.
+    pub fn has(&self, reason: &str) -> bool {
+        self.items.iter().any(|d| d.reason == reason)
     }
 
     /// The earliest deadline that has passed (`now >= at`), as a terminal outcome.
@@ -221,11 +220,11 @@ mod tests {
 
     #[test]
     fn a_deadline_fires_at_and_not_before_its_time() {
-        let mut d = Deadlines::new(Clocks::Running { floor: None }, T0 + 15 * MIN - 1_000);
+        let mut d = Deadlines::new(None, T0 + 15 * MIN - 1_000);
         d.add("Timeout", Some(T0), 15 * MIN_U, "VPC was not ready");
         assert_eq!(d.fired(), None);
         assert_eq!(d.requeue(&wait(), &Settings::default()), Some(1_000));
-        let mut d = Deadlines::new(Clocks::Running { floor: None }, T0 + 15 * MIN);
+        let mut d = Deadlines::new(None, T0 + 15 * MIN);
         d.add("Timeout", Some(T0), 15 * MIN_U, "VPC was not ready");
         let fired = d.fired().unwrap();
         assert!(fired.is_terminal());
@@ -237,28 +236,25 @@ mod tests {
 
     #[test]
     fn the_earliest_passed_deadline_wins_and_the_floor_delays_clocks() {
-        let mut d = Deadlines::new(Clocks::Running { floor: None }, T0 + 20 * MIN);
+        let mut d = Deadlines::new(None, T0 + 20 * MIN);
         d.add("Late", Some(T0), 15 * MIN_U, "a");
         d.add("Early", Some(T0), 10 * MIN_U, "b");
         assert_eq!(d.fired().unwrap().reason_and_message().0, "Early");
-        let mut d = Deadlines::new(
-            Clocks::Running {
-                floor: Some(T0 + 10 * MIN),
-            },
-            T0 + 20 * MIN,
-        );
+        let mut d = Deadlines::new(Some(T0 + 10 * MIN), T0 + 20 * MIN);
         d.add("Late", Some(T0), 15 * MIN_U, "a");
         assert_eq!(d.fired(), None);
-        let mut d = Deadlines::new(Clocks::Expired, T0);
-        d.add("Any", Some(T0), 15 * MIN_U, "a");
-        assert!(d.fired().is_some());
+        assert!(d.has("Late") && !d.has("Early"));
+        let mut d = Deadlines::new(None, T0);
+        d.add("Huge", Some(T0), u64::MAX, "a");
+        assert_eq!(d.fired(), None);
+        assert_eq!(d.requeue(&wait(), &Settings::default()), Some(10_000));
     }
 
     #[test]
     fn transient_errors_back_off_with_age_within_bounds() {
         let s = Settings::default();
         let now = T0 + 60 * MIN;
-        let d = Deadlines::new(Clocks::Running { floor: None }, now);
+        let d = Deadlines::new(None, now);
         let transient = |since| Outcome::blocked("E", "e", Class::Transient { since: Some(since) });
         assert_eq!(d.requeue(&transient(now - 1_000), &s), Some(5_000));
         assert_eq!(d.requeue(&transient(now - 42_000), &s), Some(42_000));

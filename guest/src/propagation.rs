@@ -1,16 +1,17 @@
 //! Propagation to the Cluster API Cluster (spec §7, policy README "Propagation").
 //!
-//! Each side writes only its own fields; a failure is copied while set and cleared when the
-//! object is ready, but a failure the sibling wrote (it equals the sibling's own current
-//! failure) is neither overwritten nor cleared, so the two providers never fight over it.
+//! Each side writes only its own fields; a failure is copied while set and cleared once the
+//! object has none, but only a failure that is the object's own (equal to what its status
+//! records): one the sibling wrote is neither overwritten nor cleared, so the two providers
+//! never fight over it.
 
 use serde_json::{Map, Value, json};
 
+use crate::context::{Ctx, Subject};
 use crate::contract::{ObjectRef, Patch, Subresource};
-use crate::draft::Draft;
+use crate::draft::{Draft, Failure};
 use crate::endpoint::Endpoint;
 use crate::inputs::{Fields, Halt};
-use crate::lifecycle::{Ctx, Subject};
 use crate::merge;
 use crate::time::format_timestamp;
 
@@ -21,16 +22,6 @@ pub enum Side {
     Infrastructure,
     /// The CAPTControlPlane: `controlPlaneReady`, `ControlPlaneInitialized`.
     ControlPlane,
-}
-
-impl Side {
-    /// The Cluster field that holds the sibling's reference.
-    fn sibling_field(self) -> &'static str {
-        match self {
-            Side::Infrastructure => "spec.controlPlaneRef",
-            Side::ControlPlane => "spec.infrastructureRef",
-        }
-    }
 }
 
 /// The patches on the Cluster that make it reflect `draft` (the object's new status).
@@ -79,7 +70,7 @@ pub fn patches(
             }
         }
     }
-    propagate_failure(ctx, side, subject, draft, &mut status)?;
+    propagate_failure(draft, &mut status);
     if let Some(diff) = merge::diff_objects(old, &status) {
         out.push(patch(
             cluster.owner,
@@ -105,33 +96,27 @@ fn patch(
     }
 }
 
-/// Copies this object's failure to the Cluster, or clears the Cluster's failure once ready —
-/// never touching a failure that is the sibling's own.
-fn propagate_failure(
-    ctx: &Ctx<'_>,
-    side: Side,
-    subject: Subject<'_>,
-    draft: &Draft,
-    status: &mut Map<String, Value>,
-) -> Result<(), Halt> {
+/// Copies this object's failure to the Cluster, or clears it once the object has none; only
+/// when the Cluster has no failure or has this object's own (equal to its status before or
+/// after this reconcile). A failure someone else wrote (the sibling provider) is left alone.
+fn propagate_failure(draft: &Draft, status: &mut Map<String, Value>) {
     let current = (
         status
             .get("failureReason")
             .and_then(Value::as_str)
             .filter(|s| !s.is_empty()),
-        status.get("failureMessage").and_then(Value::as_str),
+        status
+            .get("failureMessage")
+            .and_then(Value::as_str)
+            .unwrap_or_default(),
     );
     let mine = draft.failure();
-    let wanted = match &mine {
-        Some(f) => (Some(f.reason.as_str()), Some(f.message.as_str())),
-        None if draft.flag("ready") => (None, None),
-        None => return Ok(()), // neither failed nor ready: leave the Cluster's failure alone
-    };
-    if current == wanted || (current.0.is_none() && mine.is_none()) {
-        return Ok(());
-    }
-    if current.0.is_some() && sibling_owns(ctx, side, subject, current)? {
-        return Ok(());
+    let is_current = |f: &Failure| current == (Some(f.reason.as_str()), f.message.as_str());
+    let owned = current.0.is_none()
+        || mine.as_ref().is_some_and(is_current)
+        || draft.observed_failure().as_ref().is_some_and(is_current);
+    if !owned {
+        return;
     }
     match mine {
         Some(f) => {
@@ -143,25 +128,6 @@ fn propagate_failure(
             status.remove("failureMessage");
         }
     }
-    Ok(())
-}
-
-/// True when the Cluster's failure equals the sibling provider's own recorded failure.
-fn sibling_owns(
-    ctx: &Ctx<'_>,
-    side: Side,
-    subject: Subject<'_>,
-    failure: (Option<&str>, Option<&str>),
-) -> Result<bool, Halt> {
-    let Some(sibling_ref) = object_ref(subject.cluster, side.sibling_field())? else {
-        return Ok(false);
-    };
-    let Some(sibling) = ctx.inputs.get(&sibling_ref)? else {
-        return Ok(false);
-    };
-    Ok(sibling.non_empty("status.failureReason")? == failure.0
-        && sibling.str("status.failureMessage")?.unwrap_or_default()
-            == failure.1.unwrap_or_default())
 }
 
 /// Reads a `corev1.ObjectReference` field of `fields` (namespace defaults to the holder's).

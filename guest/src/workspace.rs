@@ -10,6 +10,7 @@ use crate::contract::{Error, ObjectRef};
 use crate::draft::Draft;
 use crate::inputs::{Fields, Halt, Inputs};
 use crate::kinds;
+use crate::message::bounded;
 use crate::outcome::{Class, Outcome};
 use crate::time::{Millis, parse_timestamp};
 
@@ -46,6 +47,8 @@ pub enum Progress {
         message: String,
         /// When the failing condition entered its state.
         since: Option<Millis>,
+        /// Whether the Workspace is `Synced=True` (only its `Ready` reports the error).
+        synced: bool,
     },
     /// Synced, not yet applied.
     Applying,
@@ -83,8 +86,8 @@ impl Progress {
         )
     }
 
-    /// True while the Workspace does not yet exist or is not Synced (what
-    /// `workspaceReadyTimeout` bounds).
+    /// True while the Workspace does not yet exist or is not `Synced=True`, whatever keeps it
+    /// from syncing, an error included (what `workspaceReadyTimeout` bounds).
     pub fn before_synced(&self) -> bool {
         matches!(
             self,
@@ -92,6 +95,7 @@ impl Progress {
                 | Progress::NoWorkspaceName
                 | Progress::NoWorkspace
                 | Progress::NotSynced
+                | Progress::Failing { synced: false, .. }
         )
     }
 }
@@ -184,11 +188,11 @@ impl<'a> Observed<'a> {
                     Class::Wait,
                 )
             }
-            Progress::Failing { message, since } => {
+            Progress::Failing { message, since, .. } => {
                 if let Some(revision) = self.revision()? {
                     draft.set_in(WTS, "lastFailedRevision", revision);
                 }
-                draft.set_in(WTS, "lastFailureMessage", message.as_str());
+                draft.set_in(WTS, "lastFailureMessage", bounded(message).as_ref());
                 Outcome::blocked(
                     "WorkspaceError",
                     message.as_str(),
@@ -206,6 +210,14 @@ impl<'a> Observed<'a> {
             Some(ws) => ws.object("status.atProvider.outputs"),
             None => Ok(None),
         }
+    }
+
+    /// An output as it is, of whatever type (`None` when absent or null).
+    pub fn output_value(&self, key: &str) -> Result<Option<&'a Value>, Error> {
+        Ok(self
+            .outputs()?
+            .and_then(|outputs| outputs.get(key))
+            .filter(|v| !v.is_null()))
     }
 
     /// A string output.
@@ -301,6 +313,7 @@ fn progress(apply: Fields<'_>, workspace: Fields<'_>) -> Result<Progress, Error>
             return Ok(Progress::Failing {
                 message: c.message.clone(),
                 since: c.since(),
+                synced: conditions.is("Synced", Status::True),
             });
         }
     }

@@ -6,16 +6,21 @@
 //! reconcile with a fresh store and instance per call (what `WasmPolicy::reconcile` does) on
 //! each. Variants:
 //!
-//! - `as-is`: the configuration of `Engine::new`: the pool keeps the first 2 MiB of each
-//!   freed linear memory (and its tables) resident and resets the dirty pages with `memset`
-//!   (found with Linux's `PAGEMAP_SCAN`), and each memory slot reserves 4 GiB of address
-//!   space, so that Cranelift drops the explicit bounds checks of loads and stores;
+//! - `as-is`: the configuration of `Engine::new` on a node whose memory cannot be swapped: the
+//!   pool keeps the first 2 MiB of each freed linear memory (and its tables) resident and
+//!   resets the dirty pages with `memset` (found with Linux's `PAGEMAP_SCAN`), and each memory
+//!   slot reserves 4 GiB of address space, so that Cranelift drops the explicit bounds checks
+//!   of loads and stores;
+//! - `memset-reset`: the configuration of `Engine::new` where memory may be swapped
+//!   (`PageReset::Memset`): the first 2 MiB are reset with `memset` whether dirty or not;
 //! - `madvise`: without keeping memory resident (`madvise(DONTNEED)` on every free, a page
 //!   fault per page on the next call: wasmtime's default);
 //! - `64m-reservation`: 64 MiB of address space per memory slot (explicit bounds checks);
 //! - `before`: both of the above (`Engine::new` before the change of BENCHMARKS.md);
 //! - `no-epoch`: no epoch checks in loops and function entries (no deadline: not an option
 //!   for the operator, measured to know their cost);
+//! - `fuel`: fuel metering instead of epochs (the other way to bound a call by the guest's
+//!   work: every basic block counts its instructions);
 //!
 //! and, for reference, `native` (`capt_status::reconcile`). The requests are the happy-path
 //! scenario's final rounds (see `guest_call`). The variants run interleaved in batches; every
@@ -69,12 +74,17 @@ struct Knobs {
     small_reservation: bool,
     /// No epoch interruption.
     no_epoch: bool,
+    /// Reset the first 2 MiB with memset without `PAGEMAP_SCAN`.
+    memset_reset: bool,
+    /// Fuel metering instead of epoch interruption.
+    fuel: bool,
 }
 
 /// One engine with the policy linked in it.
 struct Variant {
     name: &'static str,
     pre: PolicyPre<Quiet>,
+    fuel: bool,
 }
 
 impl Variant {
@@ -95,12 +105,17 @@ impl Variant {
         if !knobs.madvise {
             pool.linear_memory_keep_resident(2 << 20)
                 .table_keep_resident(64 << 10)
-                .pagemap_scan(Enabled::Auto);
+                .pagemap_scan(if knobs.memset_reset {
+                    Enabled::No
+                } else {
+                    Enabled::Auto
+                });
         }
         let mut config = Config::new();
         config
             .wasm_component_model(true)
-            .epoch_interruption(!knobs.no_epoch)
+            .epoch_interruption(!knobs.no_epoch && !knobs.fuel)
+            .consume_fuel(knobs.fuel)
             .max_wasm_stack(512 << 10)
             .memory_reservation(if knobs.small_reservation {
                 limits.memory_bytes as u64
@@ -119,6 +134,7 @@ impl Variant {
         Self {
             name,
             pre: PolicyPre::new(pre).expect("the policy has the contract's exports"),
+            fuel: knobs.fuel,
         }
     }
 
@@ -127,7 +143,11 @@ impl Variant {
     /// when memory grows past the pool's bound).
     fn reconcile(&self, request: &wit::Request) -> wit::Response {
         let mut store = Store::new(self.pre.engine(), Quiet);
-        store.set_epoch_deadline(1000);
+        if self.fuel {
+            store.set_fuel(u64::MAX).expect("fuel is on");
+        } else {
+            store.set_epoch_deadline(1000);
+        }
         let policy = self.pre.instantiate(&mut store).expect("it instantiates");
         policy
             .capt_policy_reconciler()
@@ -192,6 +212,13 @@ fn main() {
             },
         ),
         variant(
+            "memset-reset",
+            Knobs {
+                memset_reset: true,
+                ..Knobs::default()
+            },
+        ),
+        variant(
             "64m-reservation",
             Knobs {
                 small_reservation: true,
@@ -203,13 +230,20 @@ fn main() {
             Knobs {
                 madvise: true,
                 small_reservation: true,
-                no_epoch: false,
+                ..Knobs::default()
             },
         ),
         variant(
             "no-epoch",
             Knobs {
                 no_epoch: true,
+                ..Knobs::default()
+            },
+        ),
+        variant(
+            "fuel",
+            Knobs {
+                fuel: true,
                 ..Knobs::default()
             },
         ),

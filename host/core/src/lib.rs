@@ -24,7 +24,7 @@ pub mod text;
 pub mod view;
 pub mod world;
 
-pub use policy::{BoxError, Policy, PolicyError, PolicyErrorKind};
+pub use policy::{BoxError, NativePolicy, Policy, PolicyError, PolicyErrorKind};
 
 /// An error and its causes on one line, joined by `: ` (for messages that outlive the error,
 /// like a scenario record).

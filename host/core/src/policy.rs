@@ -18,6 +18,36 @@ pub trait Policy {
     fn reconcile(&self, request: &Request) -> Result<Response, PolicyError>;
 }
 
+/// A policy crate linked natively: its metadata and its `reconcile` function, called directly.
+/// The parity tests and the named scenario tests compare it with the same crate's component.
+pub struct NativePolicy {
+    metadata: Metadata,
+    reconcile: fn(&Request) -> Result<Response, capt_policy::Error>,
+}
+
+impl NativePolicy {
+    /// The policy whose metadata is `metadata` and whose calls go to `reconcile`.
+    pub fn new(
+        metadata: Metadata,
+        reconcile: fn(&Request) -> Result<Response, capt_policy::Error>,
+    ) -> Self {
+        Self {
+            metadata,
+            reconcile,
+        }
+    }
+}
+
+impl Policy for NativePolicy {
+    fn metadata(&self) -> &Metadata {
+        &self.metadata
+    }
+
+    fn reconcile(&self, request: &Request) -> Result<Response, PolicyError> {
+        (self.reconcile)(request).map_err(PolicyError::Rejected)
+    }
+}
+
 /// An error a host-side failure carries as its cause.
 pub type BoxError = Box<dyn std::error::Error + Send + Sync + 'static>;
 
@@ -41,12 +71,40 @@ pub enum PolicyError {
         #[source]
         source: BoxError,
     },
-    /// The call ran past its deadline and was interrupted. Transient: the machine may have
-    /// been busy (though usually the policy loops).
-    #[error("the policy did not answer within its deadline of {deadline:?}")]
+    /// The call used more CPU time than its limit ([`crate::Limits::cpu_time`]) and was
+    /// interrupted: the guest loops, or the objects need more work than the limit allows.
+    /// Terminal: the same request needs the same work.
+    #[error(
+        "the policy used more than its {limit:?} of CPU time in one call and was stopped \
+         (it loops, or the objects need more work: {flag} raises the limit)",
+        flag = crate::engine::CPU_TIME_FLAG
+    )]
+    CpuTimeExceeded {
+        /// The CPU time limit of one call.
+        limit: Duration,
+    },
+    /// The call ran past its wall-clock deadline ([`crate::Limits::deadline`], a backstop for a
+    /// stuck host) without using up its CPU time, and was interrupted. Transient: its thread
+    /// hardly ran, so the machine was busy or stuck.
+    #[error(
+        "the policy did not answer within its wall-clock deadline of {deadline:?}, without \
+         using up its CPU time: the host was stuck or overloaded ({flag} raises the deadline)",
+        flag = crate::engine::DEADLINE_FLAG
+    )]
     DeadlineExceeded {
-        /// The deadline the call had.
+        /// The wall-clock deadline the call had.
         deadline: Duration,
+    },
+    /// Every instance slot stayed busy for as long as a call may wait for one
+    /// ([`crate::Limits::slot_wait`]). Transient: slots free up as calls end.
+    #[error(
+        "no instance slot became free within {waited:?}: every slot of the pool was busy \
+         ({flag} raises the wait; the pool has one slot per concurrent call)",
+        flag = crate::engine::SLOT_WAIT_FLAG
+    )]
+    SlotWaitExceeded {
+        /// How long the call waited.
+        waited: Duration,
     },
     /// The guest asked for more memory than the limit and failed. Terminal.
     #[error("the policy ran out of memory (limit: {limit_bytes} bytes)")]
@@ -64,7 +122,8 @@ pub enum PolicyError {
         /// The limit.
         limit_bytes: usize,
     },
-    /// The host could not set up the call (no free instance slot, for example). Transient.
+    /// The host could not set up the call (wasmtime could not instantiate the component).
+    /// Transient.
     #[error("the policy could not be instantiated")]
     Instantiate(#[source] BoxError),
     /// The guest broke the canonical ABI (an invalid string, an out-of-range value...).
@@ -76,7 +135,10 @@ pub enum PolicyError {
 impl PolicyError {
     /// True when calling again with the same request may succeed.
     pub fn is_transient(&self) -> bool {
-        matches!(self, Self::DeadlineExceeded { .. } | Self::Instantiate(_))
+        matches!(
+            self,
+            Self::DeadlineExceeded { .. } | Self::SlotWaitExceeded { .. } | Self::Instantiate(_)
+        )
     }
 
     /// The kind of failure.
@@ -84,7 +146,9 @@ impl PolicyError {
         match self {
             Self::Rejected(_) => PolicyErrorKind::Rejected,
             Self::Trap { .. } => PolicyErrorKind::Trap,
+            Self::CpuTimeExceeded { .. } => PolicyErrorKind::CpuTime,
             Self::DeadlineExceeded { .. } => PolicyErrorKind::Deadline,
+            Self::SlotWaitExceeded { .. } => PolicyErrorKind::SlotWait,
             Self::OutOfMemory { .. } => PolicyErrorKind::OutOfMemory,
             Self::ResponseTooLarge { .. } => PolicyErrorKind::ResponseTooLarge,
             Self::Instantiate(_) => PolicyErrorKind::Instantiate,
@@ -100,8 +164,12 @@ pub enum PolicyErrorKind {
     Rejected,
     /// [`PolicyError::Trap`].
     Trap,
+    /// [`PolicyError::CpuTimeExceeded`].
+    CpuTime,
     /// [`PolicyError::DeadlineExceeded`].
     Deadline,
+    /// [`PolicyError::SlotWaitExceeded`].
+    SlotWait,
     /// [`PolicyError::OutOfMemory`].
     OutOfMemory,
     /// [`PolicyError::ResponseTooLarge`].
@@ -118,7 +186,9 @@ impl PolicyErrorKind {
         match self {
             Self::Rejected => "rejected",
             Self::Trap => "trap",
+            Self::CpuTime => "cpu_time",
             Self::Deadline => "deadline",
+            Self::SlotWait => "slot_wait",
             Self::OutOfMemory => "out_of_memory",
             Self::ResponseTooLarge => "response_too_large",
             Self::Instantiate => "instantiate",
@@ -144,16 +214,44 @@ fn logged_suffix(logged: &Option<String>) -> String {
 mod tests {
     use super::*;
 
+    /// A call's limits, each hit: CPU time (2 s), wall-clock deadline (30 s), slot wait (10 s).
+    fn limits_hit() -> [PolicyError; 3] {
+        [
+            PolicyError::CpuTimeExceeded {
+                limit: Duration::from_secs(2),
+            },
+            PolicyError::DeadlineExceeded {
+                deadline: Duration::from_secs(30),
+            },
+            PolicyError::SlotWaitExceeded {
+                waited: Duration::from_secs(10),
+            },
+        ]
+    }
+
     #[test]
-    fn only_deadline_and_instantiation_failures_are_transient() {
-        let deadline = PolicyError::DeadlineExceeded {
-            deadline: Duration::from_secs(1),
-        };
+    fn only_failures_of_a_busy_host_are_transient() {
+        let [cpu_time, deadline, slot_wait] = limits_hit();
         let rejected = PolicyError::Rejected(capt_policy::Error::Internal("x".into()));
         let oom = PolicyError::OutOfMemory { limit_bytes: 1 };
         assert!(deadline.is_transient());
+        assert!(slot_wait.is_transient());
+        assert!(!cpu_time.is_transient());
         assert!(!rejected.is_transient());
         assert!(!oom.is_transient());
+    }
+
+    #[test]
+    fn a_limit_error_names_the_flag_that_raises_the_limit() {
+        let [cpu_time, deadline, slot_wait] = limits_hit().map(|error| error.to_string());
+        assert!(cpu_time.contains("2s of CPU time"), "{cpu_time}");
+        assert!(cpu_time.contains("--call-cpu-limit raises"), "{cpu_time}");
+        assert!(
+            deadline.contains("wall-clock deadline of 30s"),
+            "{deadline}"
+        );
+        assert!(deadline.contains("--call-deadline raises"), "{deadline}");
+        assert!(slot_wait.contains("--call-slot-wait raises"), "{slot_wait}");
     }
 
     #[test]

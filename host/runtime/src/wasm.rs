@@ -251,25 +251,28 @@ impl Policy for WasmPolicy {
     }
 }
 
-/// Runs `f` against a fresh instance in a fresh store and sorts any failure.
+/// Runs `f` against a fresh instance in a fresh store (waiting for an instance slot if all are
+/// busy) and sorts any failure.
 fn call<R>(
     engine: &Engine,
     pre: &PolicyPre<CallState>,
     name: &Arc<str>,
     f: impl FnOnce(&PolicyWorld, &mut Store<CallState>) -> wasmtime::Result<R>,
 ) -> Result<R, PolicyError> {
-    let mut store = engine.store(name);
-    let world = pre.instantiate(&mut store).map_err(|e| {
+    let mut call = engine.store(name)?;
+    let store = &mut call.store;
+    let world = pre.instantiate(&mut *store).map_err(|e| {
         classify(engine, e, store.data()).unwrap_or_else(|e| PolicyError::Instantiate(e.into()))
     })?;
-    f(&world, &mut store).map_err(|e| {
+    f(&world, store).map_err(|e| {
         classify(engine, e, store.data()).unwrap_or_else(|e| PolicyError::Malformed(e.into()))
     })
 }
 
 /// Sorts a wasmtime failure into a [`PolicyError`]: out of memory (the limiter denied a
-/// growth), deadline (an epoch interrupt) or another trap; anything else is handed back.
-fn classify(
+/// growth), a limit of the call's budget (an epoch interrupt) or another trap; anything else
+/// is handed back.
+pub(crate) fn classify(
     engine: &Engine,
     error: wasmtime::Error,
     state: &CallState,
@@ -281,9 +284,10 @@ fn classify(
         });
     }
     match error.downcast_ref::<Trap>() {
-        Some(Trap::Interrupt) => Ok(PolicyError::DeadlineExceeded {
+        // Only the budget's callback interrupts a call.
+        Some(Trap::Interrupt) => Ok(state.exceeded().unwrap_or(PolicyError::DeadlineExceeded {
             deadline: limits.deadline,
-        }),
+        })),
         Some(_) => Ok(PolicyError::Trap {
             logged: state.last_error().map(str::to_owned),
             source: error.into(),

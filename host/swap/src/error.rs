@@ -115,12 +115,18 @@ impl SwapError {
             Self::NameChanged { .. } => "name_changed",
             Self::KindsChanged { .. } => "kinds_changed",
             Self::Canary { policy_error, .. } => match *policy_error {
+                Some(PolicyErrorKind::CpuTime) => "canary_cpu_time",
                 Some(PolicyErrorKind::Deadline) => "canary_deadline",
                 Some(PolicyErrorKind::OutOfMemory) => "canary_out_of_memory",
                 Some(PolicyErrorKind::Trap) => "canary_trap",
                 Some(PolicyErrorKind::Malformed) => "canary_malformed",
                 Some(PolicyErrorKind::ResponseTooLarge) => "canary_response_too_large",
-                Some(PolicyErrorKind::Rejected | PolicyErrorKind::Instantiate) | None => {
+                Some(
+                    PolicyErrorKind::Rejected
+                    | PolicyErrorKind::Instantiate
+                    | PolicyErrorKind::SlotWait,
+                )
+                | None => {
                     "canary_failed"
                 }
             },

@@ -16,7 +16,7 @@ import { parseArgs } from 'node:util';
 
 import { canonical } from './lib/json.mjs';
 import { LEVELS, WasmPolicy } from './lib/policy.mjs';
-import { loadScenario, runScenario, scenarioFiles, streamLine } from './lib/scenario.mjs';
+import { EmptySuite, loadScenario, runScenario, scenarioFiles, streamLine } from './lib/scenario.mjs';
 import { display } from './lib/world.mjs';
 
 const REPO = resolve(dirname(fileURLToPath(import.meta.url)), '../../..');
@@ -107,7 +107,7 @@ function test(policy, paths, patchStream, verbose) {
     files = scenarioFiles(paths);
   } catch (e) {
     process.stderr.write(`error: ${e.message}\n`);
-    return 2;
+    return e instanceof EmptySuite ? 1 : 2;
   }
   const stream = patchStream === undefined ? null : openSync(patchStream, 'w');
   const out = [];

@@ -25,7 +25,7 @@ from typing import Optional
 
 from capt_embedding.jsonvalue import canonical
 from capt_embedding.policy import LEVELS, LoadError, PolicyError, WasmPolicy
-from capt_embedding.scenario import ScenarioError, load_scenario, run_scenario, scenario_files, stream_line
+from capt_embedding.scenario import EmptySuite, ScenarioError, load_scenario, run_scenario, scenario_files, stream_line
 
 REPO = Path(__file__).resolve().parents[3]
 DEFAULT_MODULE = REPO / "target/wasm32-unknown-unknown/guest/capt_status.wasm"
@@ -81,6 +81,9 @@ def main(argv: Optional[list[str]] = None) -> int:
 def test(policy: WasmPolicy, paths: list[str], patch_stream: Optional[str], verbose: bool) -> int:
     try:
         files = scenario_files(paths)
+    except EmptySuite as e:
+        print(f"error: {e}", file=sys.stderr)
+        return 1
     except OSError as e:
         print(f"error: {e}", file=sys.stderr)
         return 2

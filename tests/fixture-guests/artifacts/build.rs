@@ -55,7 +55,7 @@ const VARIANTS: &[Variant] = &[
         constant: "LOOP",
         feature: "loop",
         target: UNKNOWN,
-        doc: "`metadata()` answers, `reconcile()` never returns: `PolicyError::DeadlineExceeded`.",
+        doc: "`metadata()` answers, `reconcile()` never returns: `PolicyError::CpuTimeExceeded`.",
     },
     Variant {
         constant: "ALLOC",

@@ -4,7 +4,7 @@ use std::process::ExitCode;
 
 use capt_host_core::Policy as _;
 use capt_host_core::view::{self, KindView};
-use capt_host_runtime::WitItem;
+use capt_host_runtime::{Engine, WitItem};
 use clap::Args;
 use serde::Serialize;
 use serde_json::Value;
@@ -12,7 +12,8 @@ use serde_json::Value;
 use super::ModuleArgs;
 
 /// Prints a policy component's metadata (name, version, triggers, reads, default settings),
-/// SHA-256, size, and WIT-level imports and exports, as YAML.
+/// SHA-256, size, WIT-level imports and exports, and the sandbox its calls run in on this
+/// machine (how memory is reset between calls and why, the call limits), as YAML.
 #[derive(Debug, Args)]
 pub struct Inspect {
     #[command(flatten)]
@@ -37,6 +38,7 @@ impl Inspect {
             default_settings,
             imports: policy.imports(),
             exports: policy.exports(),
+            sandbox: Sandbox::of(policy.engine()),
         };
         print!("{}", view::to_yaml(&report));
         Ok(ExitCode::SUCCESS)
@@ -57,4 +59,38 @@ struct Report<'a> {
     default_settings: Value,
     imports: Vec<WitItem>,
     exports: Vec<WitItem>,
+    sandbox: Sandbox,
+}
+
+/// The sandbox of the policy's calls on this machine.
+#[derive(Serialize)]
+#[serde(rename_all = "camelCase")]
+struct Sandbox {
+    /// `pagemap-scan` or `memset` (see `capt_host::engine::PageReset`).
+    page_reset: &'static str,
+    /// Why that reset.
+    page_reset_reason: String,
+    /// Whether the kernel has PAGEMAP_SCAN (without it, `pagemap-scan` resets as `memset`).
+    pagemap_scan_available: bool,
+    cpu_limit: String,
+    deadline: String,
+    slots: u32,
+    slot_wait: String,
+    memory_bytes: usize,
+}
+
+impl Sandbox {
+    fn of(engine: &Engine) -> Self {
+        let (reset, limits) = (engine.page_reset(), engine.limits());
+        Self {
+            page_reset: reset.reset.name(),
+            page_reset_reason: reset.reason.to_string(),
+            pagemap_scan_available: capt_host::engine::pagemap_scan_available(),
+            cpu_limit: format!("{:?}", limits.cpu_time),
+            deadline: format!("{:?}", limits.deadline),
+            slots: limits.concurrent_calls,
+            slot_wait: format!("{:?}", limits.slot_wait),
+            memory_bytes: limits.memory_bytes,
+        }
+    }
 }

@@ -10,6 +10,7 @@ mod test;
 
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
+use std::time::Duration;
 
 use crate::embedded::DEFAULT_POLICY;
 use crate::telemetry::LogFormat;
@@ -102,18 +103,20 @@ impl Command {
     }
 }
 
-/// Which policy component to run.
+/// Which policy component to run, and the limits of its calls.
 #[derive(Debug, Args)]
 pub struct ModuleArgs {
     /// The policy component (.wasm); default: the policy embedded at build time.
     #[arg(long, value_name = "FILE", env = "CAPT_HOST_MODULE")]
     pub module: Option<PathBuf>,
+    #[command(flatten)]
+    pub limits: LimitArgs,
 }
 
 impl ModuleArgs {
-    /// Loads the chosen module into a new engine with the default limits.
+    /// Loads the chosen module into a new engine with the chosen limits.
     pub fn load(&self) -> anyhow::Result<WasmPolicy> {
-        load_module(self.module.as_deref())
+        load_module(self.module.as_deref(), self.limits.limits())
     }
 
     /// The module's path, or a note that it is the embedded one.
@@ -122,10 +125,62 @@ impl ModuleArgs {
     }
 }
 
+/// The limits of every policy call (see [`Limits`]); the other limits keep their defaults.
+#[derive(Debug, Args)]
+pub struct LimitArgs {
+    /// The CPU time one policy call may use (the guest's work, not the node's load); a call
+    /// past it is stopped and fails.
+    #[arg(
+        long,
+        value_name = "DURATION",
+        env = "CAPT_CALL_CPU_LIMIT",
+        default_value = "2s",
+        value_parser = duration
+    )]
+    pub call_cpu_limit: Duration,
+    /// The wall-clock time one policy call may take, a backstop for a stuck host: a call past
+    /// it fails (and is retried).
+    #[arg(
+        long,
+        value_name = "DURATION",
+        env = "CAPT_CALL_DEADLINE",
+        default_value = "30s",
+        value_parser = duration
+    )]
+    pub call_deadline: Duration,
+    /// How long a policy call waits for a free instance slot when all are busy before it
+    /// fails (and is retried).
+    #[arg(
+        long,
+        value_name = "DURATION",
+        env = "CAPT_CALL_SLOT_WAIT",
+        default_value = "10s",
+        value_parser = duration
+    )]
+    pub call_slot_wait: Duration,
+}
+
+impl LimitArgs {
+    /// The default limits with these.
+    pub fn limits(&self) -> Limits {
+        Limits {
+            cpu_time: self.call_cpu_limit,
+            deadline: self.call_deadline,
+            slot_wait: self.call_slot_wait,
+            ..Limits::default()
+        }
+    }
+}
+
+/// Parses a Go-style duration (`90s`, `5m`, `250ms`, `0`).
+pub fn duration(text: &str) -> Result<Duration, String> {
+    capt_host_core::scenario::duration::parse(text)
+}
+
 /// Loads the module at `path` (the embedded default policy when `None`) into a new engine
-/// with the default limits.
-pub fn load_module(path: Option<&Path>) -> anyhow::Result<WasmPolicy> {
-    let engine = Engine::new(Limits::default())?;
+/// with `limits`.
+pub fn load_module(path: Option<&Path>, limits: Limits) -> anyhow::Result<WasmPolicy> {
+    let engine = Engine::new(limits)?;
     let bytes = match path {
         Some(path) => std::fs::read(path)
             .with_context(|| format!("could not read the module {}", path.display()))?,

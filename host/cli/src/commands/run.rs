@@ -14,7 +14,7 @@ use capt_host_swap::{Canary, EventTarget, PolicyStatus, RollbackPolicy, SwapConf
 use clap::Args;
 use kube::config::{KubeConfigOptions, Kubeconfig};
 
-use super::{describe_module, read_yaml};
+use super::{LimitArgs, describe_module, duration, read_yaml};
 
 /// Runs the operator: watches the policy's trigger kinds (and the kinds it reads) and
 /// reconciles every trigger object when it, or an object its last reconcile read, changes;
@@ -134,16 +134,8 @@ pub struct Run {
         value_parser = duration
     )]
     probation_duration: Duration,
-    /// The wall-clock time one policy call may take; a call past it is interrupted and fails
-    /// (that reconcile only, retried with backoff).
-    #[arg(
-        long,
-        value_name = "DURATION",
-        env = "CAPT_CALL_DEADLINE",
-        default_value = "250ms",
-        value_parser = duration
-    )]
-    call_deadline: Duration,
+    #[command(flatten)]
+    limits: LimitArgs,
     /// Reconciles of one trigger kind that may run at the same time (never two of one object).
     /// The policy's instance pool is sized from it.
     #[arg(
@@ -154,11 +146,6 @@ pub struct Run {
         value_parser = clap::value_parser!(u16).range(1..=256)
     )]
     concurrency: u16,
-}
-
-/// Parses a Go-style duration (`90s`, `5m`, `250ms`, `0`).
-fn duration(text: &str) -> Result<Duration, String> {
-    capt_host_core::scenario::duration::parse(text)
 }
 
 impl Run {
@@ -185,19 +172,29 @@ impl Run {
             rollback_ratio,
             probation_reconciles,
             probation_duration,
-            call_deadline,
+            limits,
             concurrency,
         } = self;
         anyhow::ensure!(
             (0.0..=1.0).contains(&rollback_ratio),
             "--rollback-ratio must be between 0 and 1"
         );
+        let limits = limits.limits();
         let engine = Engine::new(Limits {
-            deadline: call_deadline,
             // Room for the reconciles of up to three trigger kinds and a swap's canary.
-            concurrent_calls: (u32::from(concurrency) * 4).max(Limits::default().concurrent_calls),
-            ..Limits::default()
+            concurrent_calls: (u32::from(concurrency) * 4).max(limits.concurrent_calls),
+            ..limits
         })?;
+        let reset = engine.page_reset();
+        tracing::info!(
+            page_reset = reset.reset.name(),
+            reason = %reset.reason,
+            cpu_limit = ?engine.limits().cpu_time,
+            deadline = ?engine.limits().deadline,
+            slots = engine.limits().concurrent_calls,
+            slot_wait = ?engine.limits().slot_wait,
+            "policy sandbox: instance memory reset between calls, call limits"
+        );
         let policy = match &module {
             // A module file: hot-swappable (unless --no-watch).
             Some(path) => {
@@ -266,6 +263,7 @@ impl Run {
             let operator = match policy {
                 Policies::Fixed(slot) => {
                     let mut operator = Operator::builder(client, config, slot);
+                    engine.pool_metrics().register(operator.metrics_registry());
                     PolicyStatus::attach_fixed(&mut operator);
                     operator.start().await?
                 }
@@ -279,6 +277,7 @@ impl Run {
                     };
                     let swapper = (*swapper).with_events(Some(target));
                     let mut operator = Operator::builder(client, config, swapper.slot().clone());
+                    engine.pool_metrics().register(operator.metrics_registry());
                     swapper.attach(&mut operator);
                     operator.start().await?
                 }

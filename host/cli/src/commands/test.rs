@@ -38,10 +38,15 @@ impl Test {
             patch_stream,
         } = self;
         let policy = module.load()?;
-        let files = scenario::files(&paths)?;
-        if files.is_empty() {
-            tracing::warn!("no scenario files (*.yaml, *.yml) under the given paths");
-        }
+        let files = match scenario::files(&paths) {
+            Ok(files) => files,
+            // A folder without scenarios is a failed suite (1), not a usage error (2).
+            Err(error @ scenario::ScenarioError::Empty { .. }) => {
+                eprintln!("error: {error}");
+                return Ok(ExitCode::from(1));
+            }
+            Err(error) => return Err(error.into()),
+        };
         let mut stream = match &patch_stream {
             Some(path) => Some(std::io::BufWriter::new(
                 std::fs::File::create(path).map_err(|e| {

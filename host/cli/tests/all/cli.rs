@@ -144,6 +144,19 @@ fn test_of_a_missing_path_is_a_usage_error() {
 }
 
 #[test]
+fn test_of_a_folder_without_scenarios_fails_with_exit_code_1() {
+    let dir = Path::new(env!("CARGO_TARGET_TMPDIR")).join("no-scenarios-here");
+    std::fs::create_dir_all(&dir).unwrap();
+    let output = capt_host(&["test", &dir.display().to_string()]);
+    assert_eq!(output.status.code(), Some(1), "{}", stderr(&output));
+    assert!(
+        stderr(&output).contains("holds no scenario files"),
+        "{}",
+        stderr(&output)
+    );
+}
+
+#[test]
 fn inspect_describes_the_embedded_policy() {
     let output = capt_host(&["inspect"]);
     assert_eq!(output.status.code(), Some(0), "{}", stderr(&output));

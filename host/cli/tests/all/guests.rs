@@ -38,8 +38,11 @@ const TYPES: &str = r#"
 /// A policy component whose `metadata` and `reconcile` core functions have the given bodies.
 ///
 /// Memory layout: the metadata record (name `fixture`, version `0.0.0`, no kinds, settings
-/// `{}`) at 0x100; an empty successful response at 0x300; a response whose one event has a
-/// 5 MiB message at 0x400 (the caller must grow memory first); the heap from 0x1000.
+/// `{}`) at 0x100; the name's text (`fixture`) at 0x200; an empty successful response at
+/// 0x300; a response whose one event has a 5 MiB message at 0x400 (the caller must grow memory
+/// first); the heap from 0x1000. The memory is defined by a module of its own, so that the
+/// `log` import can be lowered with it: bodies may call `$log` (level, message pointer,
+/// length). The global `$probe` (i64, initially 0) is the bodies' own.
 pub fn policy(metadata_body: &str, reconcile_body: &str) -> Vec<u8> {
     let metadata = le32(&[0x200, 7, 0x210, 5, 0, 0, 0, 0, 0x220, 2]);
     // result<response, error>: discriminant at 0, response at 8: patches (ptr, len), events
@@ -50,9 +53,19 @@ pub fn policy(metadata_body: &str, reconcile_body: &str) -> Vec<u8> {
     let big_event = le32(&[0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0x10000, 5 << 20]);
     let text = format!(
         r#"(component
+  (import "capt:policy/log@0.1.0" (instance $log
+    (type $level' (enum "trace" "debug" "info" "warn" "error"))
+    (export "level" (type $level (eq $level')))
+    (export "log" (func (param "level" $level) (param "message" string)))))
+  (core module $memory (memory (export "memory") 1))
+  (core instance $mem (instantiate $memory))
+  (core func $log (canon lower (func $log "log") (memory (core memory $mem "memory"))))
+  (core instance $env (export "memory" (memory $mem "memory")) (export "log" (func $log)))
   (core module $m
-    (memory (export "memory") 1)
+    (import "env" "memory" (memory 1))
+    (import "env" "log" (func $log (param i32 i32 i32)))
     (global $heap (mut i32) (i32.const 0x1000))
+    (global $probe (mut i64) (i64.const 0))
     (func (export "realloc") (param i32 i32 i32 i32) (result i32)
       (local $p i32)
       (local.set $p (i32.and (i32.add (global.get $heap) (i32.const 7)) (i32.const -8)))
@@ -71,13 +84,13 @@ pub fn policy(metadata_body: &str, reconcile_body: &str) -> Vec<u8> {
     (data (i32.const 0x400) "{big_response}")
     (data (i32.const 0x500) "{big_event}")
   )
-  (core instance $i (instantiate $m))
+  (core instance $i (instantiate $m (with "env" (instance $env))))
   {TYPES}
   (func $metadata (result $policy-metadata)
-    (canon lift (core func $i "metadata") (memory (core memory $i "memory"))
+    (canon lift (core func $i "metadata") (memory (core memory $mem "memory"))
       (realloc (core func $i "realloc"))))
   (func $reconcile (param "request" $request) (result (result $response (error $error)))
-    (canon lift (core func $i "reconcile") (memory (core memory $i "memory"))
+    (canon lift (core func $i "reconcile") (memory (core memory $mem "memory"))
       (realloc (core func $i "realloc"))))
   (instance $reconciler (export "metadata" (func $metadata)) (export "reconcile" (func $reconcile)))
   (instance $types
@@ -94,6 +107,21 @@ pub fn policy(metadata_body: &str, reconcile_body: &str) -> Vec<u8> {
     wat::parse_str(text).expect("fixture WAT is valid")
 }
 
+/// A request for the hand-written guests (which read none of it): one object, `Thing` `ns/a`.
+pub fn request() -> capt_policy::Request {
+    let trigger = capt_policy::ObjectRef::new("example.com/v1", "Thing", Some("ns"), "a");
+    capt_policy::Request {
+        trigger: trigger.clone(),
+        now_epoch_millis: 0,
+        objects: vec![capt_policy::ObservedObject {
+            reference: trigger,
+            manifest: "{}".into(),
+        }],
+        missing: vec![],
+        settings: "{}".into(),
+    }
+}
+
 /// Metadata that answers.
 pub const METADATA_OK: &str = "(i32.const 0x100)";
 /// A reconcile that returns an empty successful response.
@@ -107,6 +135,87 @@ pub const MEMORY_BOMB: &str =
     "(loop $more (br_if $more (i32.ne (memory.grow (i32.const 16)) (i32.const -1)))) unreachable";
 /// A reconcile whose response carries a 5 MiB event message.
 pub const HUGE_RESPONSE: &str = "(drop (memory.grow (i32.const 96))) (i32.const 0x400)";
+
+/// A reconcile that records what it finds at entry and then dirties everything it can: the
+/// pristine-state probe (see [`Findings`]).
+///
+/// At entry it reads the global `$probe` (initially 0), the data segment at 0x200 (the text
+/// `fixture`) and the memory's size (initially one page); it grows the memory to 160 pages
+/// (10 MiB: past the 2 MiB the pool keeps resident, so both the memset and the decommitted
+/// part of a reset are covered) and counts the 8-byte words from 0x8000 (past the heap the
+/// request is lowered to) to the end that are not zero, writing all ones to each. Then it
+/// sets `$probe` and overwrites the data segment. It answers an empty response whose
+/// `requeue-after-millis` carries the findings, written at 0x600.
+pub const PROBE: &str = r#"
+    (local $flags i64) (local $stale i64) (local $at i32) (local $end i32)
+    (if (i64.ne (global.get $probe) (i64.const 0))
+      (then (local.set $flags (i64.or (local.get $flags) (i64.const 1)))))
+    (if (i64.ne (i64.load (i32.const 0x200)) (i64.const 0x0065727574786966))
+      (then (local.set $flags (i64.or (local.get $flags) (i64.const 2)))))
+    (if (i32.ne (memory.size) (i32.const 1))
+      (then (local.set $flags (i64.or (local.get $flags) (i64.const 4)))))
+    (drop (memory.grow (i32.sub (i32.const 160) (memory.size))))
+    (local.set $end (i32.mul (memory.size) (i32.const 65536)))
+    (local.set $at (i32.const 0x8000))
+    (loop $scan
+      (if (i64.ne (i64.load (local.get $at)) (i64.const 0))
+        (then (local.set $stale (i64.add (local.get $stale) (i64.const 1)))))
+      (i64.store (local.get $at) (i64.const -1))
+      (local.set $at (i32.add (local.get $at) (i32.const 8)))
+      (br_if $scan (i32.lt_u (local.get $at) (local.get $end))))
+    (global.set $probe (i64.const -1))
+    (i64.store (i32.const 0x200) (i64.const -1))
+    ;; result<response>: ok, no patches, no events, requeue = findings, no requirements.
+    (memory.fill (i32.const 0x600) (i32.const 0) (i32.const 48))
+    (i32.store8 (i32.const 0x618) (i32.const 1))
+    (i64.store (i32.const 0x620) (i64.or (local.get $flags) (i64.shl (local.get $stale) (i64.const 32))))
+    (i32.const 0x600)"#;
+
+/// What one call of [`PROBE`] found at entry.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct Findings {
+    /// The global `$probe` was not 0.
+    pub dirty_global: bool,
+    /// The data segment at 0x200 was not `fixture`.
+    pub dirty_data: bool,
+    /// The memory was not one page.
+    pub grown_memory: bool,
+    /// Non-zero 8-byte words in the heap past 0x8000.
+    pub stale_words: u32,
+}
+
+impl Findings {
+    /// What a response of [`PROBE`] reports.
+    pub fn of(response: &capt_policy::Response) -> Self {
+        let bits = response
+            .requeue_after_millis
+            .expect("the probe reports its findings");
+        Self {
+            dirty_global: bits & 1 != 0,
+            dirty_data: bits & 2 != 0,
+            grown_memory: bits & 4 != 0,
+            stale_words: (bits >> 32) as u32,
+        }
+    }
+
+    /// True when the call saw the module's initial state.
+    pub fn pristine(&self) -> bool {
+        *self == Self::default()
+    }
+}
+
+/// A reconcile that logs `fixture` at info level `times` times, then answers an empty
+/// response: each log call is a host call, where a test can hold the calling thread.
+pub fn logging(times: u32) -> String {
+    format!(
+        "(local $n i32) (local.set $n (i32.const {times}))
+         (loop $more
+           (call $log (i32.const 2) (i32.const 0x200) (i32.const 7))
+           (local.set $n (i32.sub (local.get $n) (i32.const 1)))
+           (br_if $more (i32.gt_s (local.get $n) (i32.const 0))))
+         (i32.const 0x300)"
+    )
+}
 
 /// A component with the given body (imports, exports) and nothing else.
 pub fn component(body: &str) -> Vec<u8> {

@@ -6,6 +6,7 @@
 //! - `parity`: the embedded policy as wasm vs natively, over its scenario files;
 //! - `policy_files`: the files shipped with the default policy agree with the component;
 //! - `layers`: the host's crates keep their dependency rules (`cargo metadata`).
+//! - `sandbox`: every call starts pristine, budgets count CPU time, calls wait for a busy pool.
 
 mod cli;
 #[allow(dead_code, reason = "each binary uses part of it")]
@@ -16,4 +17,5 @@ mod guests;
 mod layers;
 mod parity;
 mod policy_files;
+mod sandbox;
 mod wasm;

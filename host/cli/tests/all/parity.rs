@@ -1,38 +1,22 @@
 //! Parity: every scenario of the embedded policy's crate, run with the wasm component and with
 //! the same crate linked natively, must produce the same patch stream (and events, requeues
-//! and errors), patch for patch.
+//! and errors), patch for patch; and the suite must pass and not be empty.
 
 use std::path::Path;
 
 use crate::embedded::DEFAULT_POLICY;
 use capt_host_core::scenario::{self, Outcome};
-use capt_host_core::{Policy, PolicyError};
+use capt_host_core::{NativePolicy, Policy};
 use capt_host_runtime::{Engine, Limits, WasmPolicy};
-use capt_policy::{Metadata, Request, Response};
-
-/// The guest crate, called directly.
-struct Native(Metadata);
-
-impl Policy for Native {
-    fn metadata(&self) -> &Metadata {
-        &self.0
-    }
-
-    fn reconcile(&self, request: &Request) -> Result<Response, PolicyError> {
-        capt_status::reconcile(request).map_err(PolicyError::Rejected)
-    }
-}
 
 #[test]
-fn wasm_and_native_runs_of_every_scenario_emit_identical_patch_streams() {
+fn wasm_and_native_runs_of_every_scenario_pass_with_identical_patch_streams() {
     let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../policies/capt-status/scenarios");
-    let files = if dir.is_dir() {
-        scenario::files(&[dir]).unwrap()
-    } else {
-        vec![]
-    };
+    // A missing or empty suite is an error (`scenario::files`), not a vacuous pass.
+    let files = scenario::files(&[dir]).unwrap();
+    assert!(!files.is_empty(), "the scenario suite is empty");
     let wasm = WasmPolicy::load(&Engine::new(Limits::default()).unwrap(), DEFAULT_POLICY).unwrap();
-    let native = Native(capt_status::metadata());
+    let native = NativePolicy::new(capt_status::metadata(), capt_status::reconcile);
     assert_eq!(wasm.metadata(), native.metadata(), "metadata differs");
 
     let mut compared = 0;
@@ -42,6 +26,12 @@ fn wasm_and_native_runs_of_every_scenario_emit_identical_patch_streams() {
         let from_wasm = scenario::run(&scenario, &wasm);
         let from_native = scenario::run(&scenario, &native);
         assert_same(file, &from_wasm, &from_native);
+        assert!(
+            from_wasm.passed(),
+            "{}: the scenario fails: {:#?}",
+            file.display(),
+            from_wasm.failures
+        );
         compared += from_wasm.records.len();
     }
     println!(

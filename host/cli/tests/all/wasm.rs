@@ -9,29 +9,15 @@ use capt_host_runtime::{Engine, Limits, LoadError, WasmPolicy};
 use crate::embedded::DEFAULT_POLICY;
 use capt_policy::{ObjectRef, Request};
 
-use crate::guests::{self, METADATA_OK, RECONCILE_OK};
+use crate::guests::{self, METADATA_OK, RECONCILE_OK, request};
 
 fn engine() -> Engine {
     Engine::new(Limits {
-        deadline: Duration::from_millis(200),
+        cpu_time: Duration::from_millis(200),
         memory_bytes: 8 << 20,
         ..Limits::default()
     })
     .unwrap()
-}
-
-fn request() -> Request {
-    let trigger = ObjectRef::new("example.com/v1", "Thing", Some("ns"), "a");
-    Request {
-        trigger: trigger.clone(),
-        now_epoch_millis: 0,
-        objects: vec![capt_policy::ObservedObject {
-            reference: trigger,
-            manifest: "{}".into(),
-        }],
-        missing: vec![],
-        settings: "{}".into(),
-    }
 }
 
 fn reconcile_with(body: &str) -> PolicyError {
@@ -57,13 +43,14 @@ fn a_trap_is_reported_as_a_trap() {
 }
 
 #[test]
-fn an_endless_loop_is_stopped_at_the_deadline() {
+fn an_endless_loop_is_stopped_at_the_cpu_limit() {
     let started = std::time::Instant::now();
     let err = reconcile_with(guests::LOOP);
     assert!(
-        matches!(err, PolicyError::DeadlineExceeded { .. }),
+        matches!(err, PolicyError::CpuTimeExceeded { limit } if limit == Duration::from_millis(200)),
         "{err:?}"
     );
+    assert!(!err.is_transient());
     assert!(started.elapsed() < Duration::from_secs(5));
 }
 

@@ -13,7 +13,7 @@ fn bad_modules() -> Vec<(&'static str, Vec<u8>, &'static str)> {
     let mut oversized = b"\0asm\x0d\0\x01\0".to_vec();
     oversized.resize((1 << 20) + 1, 0);
     vec![
-        ("loop", fixtures::bytes(fixtures::LOOP), "canary_deadline"),
+        ("loop", fixtures::bytes(fixtures::LOOP), "canary_cpu_time"),
         (
             "alloc",
             fixtures::bytes(fixtures::ALLOC),

@@ -23,7 +23,7 @@ async fn every_bad_module_is_rejected_and_the_running_one_keeps_serving() {
     let mut oversized = b"\0asm\x0d\0\x01\0".to_vec();
     oversized.resize((1 << 20) + 1, 0);
     let bad = [
-        ("loop", fixtures::bytes(fixtures::LOOP), "canary_deadline"),
+        ("loop", fixtures::bytes(fixtures::LOOP), "canary_cpu_time"),
         (
             "alloc",
             fixtures::bytes(fixtures::ALLOC),
@@ -67,7 +67,7 @@ async fn every_bad_module_is_rejected_and_the_running_one_keeps_serving() {
 
     let text = operator.metrics();
     for reason in [
-        "canary_deadline",
+        "canary_cpu_time",
         "canary_out_of_memory",
         "canary_trap",
         "unexpected_import",
@@ -102,7 +102,7 @@ async fn every_bad_module_is_rejected_and_the_running_one_keeps_serving() {
         events.iter().any(|e| e
             .note
             .as_deref()
-            .is_some_and(|n| n.starts_with("canary_deadline: "))),
+            .is_some_and(|n| n.starts_with("canary_cpu_time: "))),
         "{events:#?}"
     );
     let (code, _) = http_get(addr, "/healthz").await;

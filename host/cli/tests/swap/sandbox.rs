@@ -23,7 +23,7 @@ async fn a_trap_or_a_limit_fails_one_reconcile_and_nothing_else() {
     let server = server().await;
     let capt = Capt::new(&server);
     let engine = Engine::new(Limits {
-        deadline: Duration::from_millis(250),
+        cpu_time: Duration::from_millis(250),
         memory_bytes: 32 << 20,
         concurrent_calls: 16,
         ..Limits::default()
@@ -34,7 +34,9 @@ async fn a_trap_or_a_limit_fails_one_reconcile_and_nothing_else() {
     let policy: Arc<dyn Policy + Send + Sync> = Arc::new(policy);
     let active = ActivePolicy::new(policy, &sha256, Some(&json!({"pollInterval": "1h"}))).unwrap();
     let client = Client::try_from(server.kube_config().unwrap()).unwrap();
-    let operator = Operator::start(client, operator_config("sandbox"), PolicySlot::new(active))
+    let mut config = operator_config("sandbox");
+    config.pool_metrics = Some(engine.pool_metrics().clone());
+    let operator = Operator::start(client, config, PolicySlot::new(active))
         .await
         .unwrap();
     crate::support::within("the caches to sync", operator.ready()).await;
@@ -59,13 +61,13 @@ async fn a_trap_or_a_limit_fails_one_reconcile_and_nothing_else() {
     };
     eventually("each failure to be reported", || async {
         let text = operator.metrics();
-        errors(&text, "deadline") > 0.0
+        errors(&text, "cpu_time") > 0.0
             && errors(&text, "trap") > 0.0
             && errors(&text, "out_of_memory") > 0.0
     })
     .await;
     for (name, words) in [
-        ("loops", "did not answer within its deadline"),
+        ("loops", "of CPU time in one call"),
         ("panics", policy_fixtures::PANIC_MESSAGE),
         ("hoards", "ran out of memory"),
     ] {
@@ -78,6 +80,9 @@ async fn a_trap_or_a_limit_fails_one_reconcile_and_nothing_else() {
         })
         .await;
     }
+    // Every call took an instance slot through the gate, which /metrics shows.
+    let text = operator.metrics();
+    assert!(metric(&text, "capt_host_pool_wait_seconds_count", &[]) > 0.0);
     // Their control planes (not annotated) and the healthy cluster are served as usual.
     assert!(capt.converged("healthy").await);
     let (code, _) = http_get(operator.http_addr().unwrap(), "/healthz").await;

@@ -4,7 +4,8 @@
 //! - a list matches when each expected element matches a distinct actual element, in any
 //!   order (extra actual elements are ignored);
 //! - a scalar must be equal (numbers by value: `1` equals `1.0`);
-//! - an expected `null` means "absent or null".
+//! - an expected `null` means "absent or null"; so does a map whose values all mean that
+//!   (`status: {infrastructureReady: null}` matches an object without a status).
 
 use serde_json::{Map, Value};
 
@@ -28,6 +29,7 @@ fn collect(out: &mut Vec<String>, path: &str, expected: &Value, actual: Option<&
         (Value::Null, Some(actual)) => {
             out.push(format!("at {at}: expected no value, got {}", short(actual)));
         }
+        (expected, None) if absent_matches(expected) => {}
         (_, None) => out.push(format!("at {at}: missing, expected {}", short(expected))),
         (Value::Object(expected), Some(Value::Object(actual))) => {
             for (key, value) in expected {
@@ -60,6 +62,16 @@ fn collect(out: &mut Vec<String>, path: &str, expected: &Value, actual: Option<&
             short(expected),
             short(actual)
         )),
+    }
+}
+
+/// True when an absent value matches `expected`: `null`, or a non-empty map whose values all
+/// match an absent value (every key it asks about is absent).
+fn absent_matches(expected: &Value) -> bool {
+    match expected {
+        Value::Null => true,
+        Value::Object(map) => !map.is_empty() && map.values().all(absent_matches),
+        _ => false,
     }
 }
 
@@ -222,6 +234,24 @@ mod tests {
             mismatches(&json!({"b": null}), Some(&actual)),
             ["at .b: expected no value, got 1"]
         );
+    }
+
+    #[test]
+    fn a_map_of_nulls_matches_an_absent_parent() {
+        let actual = json!({"metadata": {"name": "x"}});
+        assert!(matches(
+            &json!({"status": {"infrastructureReady": null}}),
+            Some(&actual)
+        ));
+        assert!(matches(
+            &json!({"status": {"a": {"b": null}}}),
+            Some(&actual)
+        ));
+        assert!(!matches(
+            &json!({"status": {"infrastructureReady": null, "ready": true}}),
+            Some(&actual)
+        ));
+        assert!(!matches(&json!({"status": {}}), Some(&actual)));
     }
 
     #[test]

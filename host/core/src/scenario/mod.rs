@@ -25,6 +25,12 @@ pub enum ScenarioError {
         #[source]
         source: std::io::Error,
     },
+    /// A folder holds no scenario files: a suite that finds nothing is a mistake, not a pass.
+    #[error("{} holds no scenario files (.yaml or .yml)", .path.display())]
+    Empty {
+        /// The folder.
+        path: PathBuf,
+    },
     /// The file is not a valid scenario.
     #[error("{} is not a valid scenario", .path.display())]
     Parse {
@@ -49,7 +55,7 @@ pub fn load(path: &Path) -> Result<Scenario, ScenarioError> {
 }
 
 /// The scenario files under `paths`: files as given, directories searched recursively for
-/// `.yaml` and `.yml` files; sorted, without duplicates.
+/// `.yaml` and `.yml` files; sorted, without duplicates. A directory without any is an error.
 pub fn files(paths: &[PathBuf]) -> Result<Vec<PathBuf>, ScenarioError> {
     let mut found = Vec::new();
     for path in paths {
@@ -58,7 +64,11 @@ pub fn files(paths: &[PathBuf]) -> Result<Vec<PathBuf>, ScenarioError> {
             source,
         })?;
         if metadata.is_dir() {
+            let before = found.len();
             walk(path, &mut found)?;
+            if found.len() == before {
+                return Err(ScenarioError::Empty { path: path.clone() });
+            }
         } else {
             found.push(path.clone());
         }
@@ -85,4 +95,27 @@ fn walk(dir: &Path, found: &mut Vec<PathBuf>) -> Result<(), ScenarioError> {
         }
     }
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_folder_without_scenario_files_is_an_error() {
+        let dir = std::env::temp_dir().join(format!("capt-empty-suite-{}", std::process::id()));
+        std::fs::create_dir_all(dir.join("nested")).unwrap();
+        std::fs::write(dir.join("notes.txt"), "not a scenario").unwrap();
+        let error = files(std::slice::from_ref(&dir)).unwrap_err();
+        assert!(
+            matches!(&error, ScenarioError::Empty { path } if *path == dir),
+            "{error}"
+        );
+        std::fs::write(dir.join("nested/a.yaml"), "name: a").unwrap();
+        assert_eq!(
+            files(std::slice::from_ref(&dir)).unwrap(),
+            [dir.join("nested/a.yaml")]
+        );
+        std::fs::remove_dir_all(&dir).unwrap();
+    }
 }

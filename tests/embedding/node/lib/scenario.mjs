@@ -48,6 +48,9 @@ function relativeName(roots, file) {
   return parts.at(-1) ?? file;
 }
 
+/** A folder without scenario files: a failed suite (exit 1), as in the Rust host. */
+export class EmptySuite extends Error {}
+
 /**
  * The scenario files under `paths`: files as given, directories searched recursively for
  * `.yaml`/`.yml`; sorted like the Rust host sorts them, without duplicates. Each comes with its
@@ -67,7 +70,9 @@ export function scenarioFiles(paths) {
   for (const path of paths) {
     if (statSync(path).isDirectory()) {
       roots.push(path);
+      const before = found.size;
       walk(path);
+      if (found.size === before) throw new EmptySuite(`${path} holds no scenario files (.yaml or .yml)`);
     } else {
       found.add(path);
     }
@@ -488,6 +493,50 @@ export function runScenario(scenario, policy) {
   return outcome;
 }
 
+/**
+ * Checks that the reconcile of `trigger` whose patches `world` just took settled it, as the Rust
+ * host does (runner.rs `settled`): called again at the same time, the policy writes nothing
+ * more. The second call runs on a copy of the world and changes no record. Returns the failure
+ * message, or null.
+ */
+function settled(policy, world, trigger, now, settings) {
+  let again;
+  try {
+    again = reconcileRounds(
+      (request) => policy.reconcile(request),
+      (ref) => world.get(ref),
+      trigger,
+      now,
+      settings,
+    );
+  } catch (e) {
+    return `reconciling ${display(trigger)} again right after its own patches failed: ${e.message}`;
+  }
+  const after = world.copy();
+  let error = null;
+  try {
+    after.applyResponse(again.patches);
+  } catch (e) {
+    error = e;
+  }
+  for (const patch of again.patches) {
+    if (!equalJson(world.get(patch.target), after.get(patch.target))) {
+      return (
+        `not settled: reconciled again right after its own patches, ${display(trigger)} writes ` +
+        `${display(patch.target)} again (a response must settle its trigger: see \`reconcile\` in policy.wit)`
+      );
+    }
+  }
+  return error === null
+    ? null
+    : `reconciling ${display(trigger)} again right after its own patches: ${error.message}`;
+}
+
+/** Equal JSON values (absent equals absent). */
+function equalJson(a, b) {
+  return canonical(a) === canonical(b);
+}
+
 function runStep(outcome, world, number, step, now, policy, settings) {
   const fail = (message) => [{ step: number, message }];
   for (const manifest of step.apply) {
@@ -527,13 +576,19 @@ function runStep(outcome, world, number, step, now, policy, settings) {
         settings,
       );
       result = { ok: response };
+      let applied = true;
       try {
         world.applyResponse(response.patches);
       } catch (e) {
+        applied = false;
         failures.push({
           step: number,
           message: `applying the patches of the reconcile of ${display(trigger)}: ${e.message}`,
         });
+      }
+      if (applied && response.patches.length > 0) {
+        const unsettled = settled(policy, world, trigger, epochMillis(now), settings);
+        if (unsettled !== null) failures.push({ step: number, message: unsettled });
       }
     } catch (e) {
       result = { error: e.message };

@@ -117,6 +117,15 @@ export class World {
     return ref;
   }
 
+  /** An independent copy: writes to either leave the other alone. */
+  copy() {
+    const copy = new World();
+    for (const [key, manifest] of this.store) copy.store.set(key, clone(manifest));
+    copy.resourceVersion = this.resourceVersion;
+    copy.uids = this.uids;
+    return copy;
+  }
+
   /** Deletes the object; false if it did not exist. */
   delete(ref) {
     return this.store.delete(keyOf(ref));

@@ -95,6 +95,14 @@ def matches(expected: Any, actual: Any) -> bool:
     return not mismatches(expected, actual)
 
 
+def _absent_matches(expected: Any) -> bool:
+    """True when an absent value matches ``expected``: ``null``, or a non-empty map whose values
+    all match an absent value (``status: {ready: null}`` matches an object without a status)."""
+    if expected is None:
+        return True
+    return isinstance(expected, dict) and bool(expected) and all(_absent_matches(v) for v in expected.values())
+
+
 def _collect(out: list[str], path: str, expected: Any, actual: Any) -> None:
     at = path or "."
     if expected is None:
@@ -102,7 +110,8 @@ def _collect(out: list[str], path: str, expected: Any, actual: Any) -> None:
             out.append(f"at {at}: expected no value, got {short(actual)}")
         return
     if actual is ABSENT:
-        out.append(f"at {at}: missing, expected {short(expected)}")
+        if not _absent_matches(expected):
+            out.append(f"at {at}: missing, expected {short(expected)}")
         return
     if isinstance(expected, dict) and isinstance(actual, dict):
         for key, value in expected.items():

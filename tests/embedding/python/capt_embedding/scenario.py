@@ -44,6 +44,10 @@ def _relative_name(roots: list[str], file: str) -> str:
     return parts[-1] if parts else file
 
 
+class EmptySuite(Exception):
+    """A folder without scenario files: a failed suite (exit 1), as in the Rust host."""
+
+
 def scenario_files(paths: list[str]) -> list[tuple[str, str]]:
     """The scenario files under ``paths``: files as given, directories searched recursively for
     ``.yaml``/``.yml``; sorted like the Rust host sorts them, without duplicates. Each comes
@@ -62,7 +66,10 @@ def scenario_files(paths: list[str]) -> list[tuple[str, str]]:
     for path in paths:
         if os.path.isdir(path):
             roots.append(path)
+            before = len(found)
             walk(path)
+            if len(found) == before:
+                raise EmptySuite(f"{path} holds no scenario files (.yaml or .yml)")
         else:
             if not os.path.exists(path):
                 raise FileNotFoundError(f"could not read {path}")
@@ -657,9 +664,40 @@ def _run_step(outcome: Outcome, world: World, number: int, step: Step, now: int,
                 world.apply_response(record.response["patches"])
             except WorldError as e:
                 failures.append((number, f"applying the patches of the reconcile of {trigger}: {e}"))
+            else:
+                if record.response["patches"]:
+                    unsettled = _settled(policy, world, trigger, epoch_millis(now), settings)
+                    if unsettled is not None:
+                        failures.append((number, unsettled))
         outcome.records.append(record)
     failures.extend((number, message) for message in _check(world, step.expect, outcome.records[first:]))
     return failures
+
+
+def _settled(policy: Any, world: World, trigger: ObjectRef, now: int, settings: str) -> Optional[str]:
+    """Checks that the reconcile of ``trigger`` whose patches ``world`` just took settled it, as
+    the Rust host does (runner.rs ``settled``): called again at the same time, the policy writes
+    nothing more. The second call runs on a copy of the world and changes no record. Returns the
+    failure message, or None."""
+    try:
+        again = reconcile_rounds(policy.reconcile, world.get, trigger, now, settings)
+    except RoundError as e:
+        return f"reconciling {trigger} again right after its own patches failed: {e}"
+    after = world.copy()
+    error = None
+    try:
+        after.apply_response(again["patches"])
+    except WorldError as e:
+        error = e
+    for patch in again["patches"]:
+        if canonical(world.get(patch["target"])) != canonical(after.get(patch["target"])):
+            return (
+                f"not settled: reconciled again right after its own patches, {trigger} writes "
+                f"{patch['target']} again (a response must settle its trigger: see `reconcile` in policy.wit)"
+            )
+    if error is not None:
+        return f"reconciling {trigger} again right after its own patches: {error}"
+    return None
 
 
 def _triggers(world: World, step: Step, policy: Any) -> list[ObjectRef]:

@@ -133,6 +133,14 @@ class World:
             self._create(key, clone(manifest), now)
         return ref
 
+    def copy(self) -> "World":
+        """An independent copy: writes to either leave the other alone."""
+        copy = World()
+        copy._objects = {key: clone(manifest) for key, manifest in self._objects.items()}
+        copy._resource_version = self._resource_version
+        copy._uids = self._uids
+        return copy
+
     def delete(self, ref: ObjectRef) -> bool:
         return self._objects.pop(_key(ref), None) is not None
 

@@ -25,7 +25,7 @@ const TIGHT_MEMORY: usize = 16 << 20;
 /// An engine whose limits a misbehaving fixture hits fast.
 fn tight_engine() -> Engine {
     Engine::new(Limits {
-        deadline: Duration::from_millis(100),
+        cpu_time: Duration::from_millis(100),
         memory_bytes: TIGHT_MEMORY,
         ..Limits::default()
     })
@@ -131,7 +131,7 @@ fn r#loop() {
     // Loading calls metadata(), which answers.
     let err = reconcile_error(fixtures::LOOP);
     assert!(
-        matches!(err, PolicyError::DeadlineExceeded { .. }),
+        matches!(err, PolicyError::CpuTimeExceeded { limit } if limit == Duration::from_millis(100)),
         "{err:?}"
     );
 }
@@ -208,7 +208,7 @@ fn live_fail() {
     assert!(matches!(annotated("panic"), PolicyError::Trap { .. }));
     assert!(matches!(
         annotated("loop"),
-        PolicyError::DeadlineExceeded { .. }
+        PolicyError::CpuTimeExceeded { .. }
     ));
     assert!(matches!(
         annotated("alloc"),

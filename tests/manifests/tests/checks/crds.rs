@@ -24,14 +24,16 @@ fn v1beta1(crd: &Crd) -> &Value {
         .unwrap_or_else(|| panic!("{} has no v1beta1", crd.file()))
 }
 
-/// `(name, type, jsonPath)` of each printer column, in order.
-fn columns(crd: &Crd) -> Vec<(String, String, String)> {
+/// `(name, type, jsonPath)` of each printer column of `priority`, in order: 0 is what `kubectl
+/// get` shows, 1 what `kubectl get -o wide` adds.
+fn columns_of_priority(crd: &Crd, priority: u64) -> Vec<(String, String, String)> {
     v1beta1(crd)
         .get("additionalPrinterColumns")
         .and_then(Value::as_array)
         .map(|columns| {
             columns
                 .iter()
+                .filter(|c| c.get("priority").and_then(Value::as_u64).unwrap_or(0) == priority)
                 .map(|c| {
                     let field = |k: &str| c.get(k).and_then(Value::as_str).unwrap_or("").to_owned();
                     (field("name"), field("type"), field("jsonPath"))
@@ -39,6 +41,18 @@ fn columns(crd: &Crd) -> Vec<(String, String, String)> {
                 .collect()
         })
         .unwrap_or_default()
+}
+
+/// The columns `kubectl get` shows by default.
+fn columns(crd: &Crd) -> Vec<(String, String, String)> {
+    columns_of_priority(crd, 0)
+}
+
+/// Every printer column, whatever its priority.
+fn all_columns(crd: &Crd) -> Vec<(String, String, String)> {
+    let mut all = columns(crd);
+    all.extend(columns_of_priority(crd, 1));
+    all
 }
 
 fn owned(table: &[(&str, &str, &str)]) -> Vec<(String, String, String)> {
@@ -138,8 +152,10 @@ fn every_crd_version_has_the_status_subresource() {
 }
 
 #[test]
-fn the_installed_crds_keep_the_upstream_names_scope_short_names_and_categories() {
-    // (plural, singular, listKind, shortNames, categories, scope), as in appthrust/capt.
+fn the_installed_crds_keep_the_upstream_names_and_scope_and_join_the_cluster_api_category() {
+    // (plural, singular, listKind, shortNames, categories, scope): names and scope as in
+    // appthrust/capt; the two status kinds also answer `kubectl get cluster-api` and a short name,
+    // as Cluster API providers' infrastructure and control-plane kinds do.
     type Names<'a> = (
         &'a str,
         &'a str,
@@ -155,8 +171,8 @@ fn the_installed_crds_keep_the_upstream_names_scope_short_names_and_categories()
                 "captclusters",
                 "captcluster",
                 "CAPTClusterList",
-                &[],
-                &[],
+                &["captc"],
+                &["cluster-api"],
                 "Namespaced",
             ),
         ),
@@ -166,8 +182,8 @@ fn the_installed_crds_keep_the_upstream_names_scope_short_names_and_categories()
                 "captcontrolplanes",
                 "captcontrolplane",
                 "CAPTControlPlaneList",
-                &[],
-                &[],
+                &["captcp"],
+                &["cluster-api"],
                 "Namespaced",
             ),
         ),
@@ -270,6 +286,25 @@ fn captcontrolplane_printer_columns_are_ready_phase_version_endpoint_age() {
 }
 
 #[test]
+fn kubectl_get_o_wide_adds_the_ready_condition_reason_to_the_two_status_kinds() {
+    let reason = owned(&[(
+        "REASON",
+        "string",
+        ".status.conditions[?(@.type==\"Ready\")].reason",
+    )]);
+    for id in [CAPT_CLUSTER, CAPT_CONTROL_PLANE] {
+        assert_eq!(columns_of_priority(crd(id), 1), reason, "{}", crd(id).file());
+    }
+    for id in [WORKSPACE_TEMPLATE, WORKSPACE_TEMPLATE_APPLY] {
+        assert!(
+            columns_of_priority(crd(id), 1).is_empty(),
+            "{}",
+            crd(id).file()
+        );
+    }
+}
+
+#[test]
 fn workspace_template_and_apply_printer_columns_are_kept_from_upstream() {
     assert_eq!(
         columns(crd(WORKSPACE_TEMPLATE)),
@@ -294,7 +329,7 @@ fn every_printer_column_json_path_exists_in_the_schema_with_the_column_type() {
         for version in crd.versions() {
             let name = version["name"].as_str().unwrap_or_default();
             let schema = crd.schema(name).expect("a schema");
-            for (column, kind, path) in columns(crd) {
+            for (column, kind, path) in all_columns(crd) {
                 let node = schema::schema_at(schema, &path).unwrap_or_else(|| {
                     panic!(
                         "{}: column {column} shows {path}, which is not in the schema",

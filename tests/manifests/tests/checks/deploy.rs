@@ -9,6 +9,8 @@ use crate::schema;
 use crate::support;
 
 const DEPLOY: &str = "deploy";
+/// The CRDs' own kustomization, outside the operator's.
+const CRDS: &str = "deploy/crds";
 const NAMESPACE: &str = "capt-system";
 const SERVICE_ACCOUNT: &str = "capt-status";
 const POLICY_DIR: &str = "/etc/capt/policy";
@@ -54,7 +56,6 @@ const CLUSTER_ROLE: &[(&str, &str, &[&str])] = &[
     ("", "secrets", &["get"]),
     // Events.
     ("events.k8s.io", "events", &["create", "patch"]),
-    ("", "events", &["create", "patch"]),
 ];
 
 /// The leader-election Role's grants, in capt-system only.
@@ -122,12 +123,22 @@ fn included_files(kustomization: &Path) -> Vec<PathBuf> {
     out
 }
 
-/// Every object `kubectl apply -k deploy` creates, as written in the files.
-pub fn deployed_objects() -> Vec<Value> {
-    included_files(&support::path(DEPLOY).join("kustomization.yaml"))
+/// Every object `kubectl apply -k <dir>` creates, as written in the files.
+fn objects_of(dir: &str) -> Vec<Value> {
+    included_files(&support::path(dir).join("kustomization.yaml"))
         .iter()
         .flat_map(|f| support::documents(f))
         .collect()
+}
+
+/// Every object `kubectl apply -k deploy` (the operator) creates.
+pub fn deployed_objects() -> Vec<Value> {
+    objects_of(DEPLOY)
+}
+
+/// Every object `kubectl apply -k deploy/crds` creates: the four CAPT CRDs.
+pub fn installed_crd_objects() -> Vec<Value> {
+    objects_of(CRDS)
 }
 
 fn object(kind: &str, name: &str) -> Value {
@@ -273,9 +284,9 @@ fn every_yaml_file_in_deploy_and_the_samples_is_listed_in_a_kustomization() {
 }
 
 #[test]
-fn deploy_installs_exactly_the_four_capt_crds_and_not_the_test_only_ones() {
+fn the_four_capt_crds_have_a_kustomization_of_their_own_without_the_test_only_ones() {
     let included: BTreeSet<PathBuf> =
-        included_files(&support::path(DEPLOY).join("kustomization.yaml"))
+        included_files(&support::path(CRDS).join("kustomization.yaml"))
             .iter()
             .map(|p| p.canonicalize().expect("exists"))
             .collect();
@@ -283,28 +294,37 @@ fn deploy_installs_exactly_the_four_capt_crds_and_not_the_test_only_ones() {
         .map(|c| c.path.canonicalize().expect("exists"))
         .collect();
     assert_eq!(installed.len(), 4);
-    for crd in &installed {
-        assert!(
-            included.contains(crd),
-            "deploy/ does not install {}",
-            crd.display()
-        );
-    }
+    assert_eq!(included, installed, "{CRDS} installs exactly the four CAPT CRDs");
     let test_only = support::path(schema::TEST_ONLY_CRDS)
         .canonicalize()
         .expect("exists");
     for file in &included {
         assert!(
             !file.starts_with(&test_only),
-            "deploy/ must not install the test-only CRD {}",
+            "{CRDS} must not install the test-only CRD {}",
             file.display()
         );
     }
-    let crds = deployed_objects()
+}
+
+#[test]
+fn deleting_the_operator_deletes_no_crd_and_so_no_capt_object() {
+    // `kubectl delete -k deploy` deletes what `deployed_objects` lists; a CRD among them would
+    // take every CAPTCluster and CAPTControlPlane of the cluster with it.
+    let crds: Vec<String> = deployed_objects()
         .iter()
         .filter(|o| support::str_at(o, "kind") == Some("CustomResourceDefinition"))
-        .count();
-    assert_eq!(crds, 4);
+        .filter_map(|o| support::str_at(o, "metadata.name").map(str::to_owned))
+        .collect();
+    assert!(crds.is_empty(), "deploy/ includes CRDs: {crds:?}");
+    let crds_dir = support::path(CRDS).canonicalize().expect("exists");
+    for file in included_files(&support::path(DEPLOY).join("kustomization.yaml")) {
+        assert!(
+            !file.canonicalize().expect("exists").starts_with(&crds_dir),
+            "deploy/ includes {}",
+            file.display()
+        );
+    }
 }
 
 #[test]
@@ -612,5 +632,29 @@ fn the_dockerfile_builds_with_the_pinned_toolchain_and_runs_as_the_deployment_us
                 .any(|l| l.trim().trim_start_matches("**/").trim_end_matches('/') == entry),
             ".dockerignore has {entry}"
         );
+    }
+}
+
+#[test]
+fn the_license_file_is_the_apache_2_0_license_that_cargo_toml_and_the_image_declare() {
+    let cargo = support::read(&support::path("Cargo.toml"));
+    assert!(
+        cargo.lines().any(|l| l.trim() == r#"license = "Apache-2.0""#),
+        "Cargo.toml declares Apache-2.0"
+    );
+    assert!(
+        dockerfile()
+            .iter()
+            .any(|i| i.contains(r#"org.opencontainers.image.licenses="Apache-2.0""#)),
+        "the image declares Apache-2.0"
+    );
+    let license = support::read(&support::path("LICENSE"));
+    for needle in [
+        "Apache License",
+        "Version 2.0, January 2004",
+        "TERMS AND CONDITIONS FOR USE, REPRODUCTION, AND DISTRIBUTION",
+        "END OF TERMS AND CONDITIONS",
+    ] {
+        assert!(license.contains(needle), "LICENSE has {needle:?}");
     }
 }

@@ -1,0 +1,20 @@
+//! Tests against the real kube-apiserver and etcd (`kube-harness`): the first run builds them
+//! from the pinned Go modules (minutes; `tests/kube/build.sh` prints its progress), later runs
+//! reuse the cached binaries. One binary, so the heavy crates link once.
+//!
+//! - `harness`: the server starts with the CRDs, refuses anonymous and unknown users, and both
+//!   processes are gone once it is dropped;
+//! - `schemas`: every patch of every scenario of the policy's suite is accepted by the real
+//!   CRDs; a 100 KB Terraform error and a Cluster nested 1,000 levels deep do not stop the
+//!   operator from reconciling the other objects;
+//! - `rbac`: the operator, as the ServiceAccount `deploy/` binds, converges the demo world;
+//!   without any one of its rules it does not, and reads outside the grants are refused;
+//! - `differential`: one script of requests answered alike by the real server and the
+//!   in-process test double (`inproc-apiserver`).
+
+mod common;
+mod differential;
+mod harness;
+mod rbac;
+mod schemas;
+mod world;

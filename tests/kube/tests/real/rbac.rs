@@ -1,0 +1,125 @@
+//! The operator under `deploy/`'s RBAC: it authenticates as the ServiceAccount the
+//! kustomization binds, with exactly the roles read from its files. With them the demo world
+//! converges (statuses, the Cluster, events, leader election); without any one rule it does
+//! not; reads outside the grants are refused.
+
+use std::time::Duration;
+
+use capt_host::operator::LeaderElection;
+use k8s_openapi::api::coordination::v1::Lease;
+use k8s_openapi::api::core::v1::{ConfigMap, Pod, Secret};
+use k8s_openapi::api::events::v1::Event;
+use kube::Client;
+use kube::api::{Api, DeleteParams, ListParams};
+use kube_harness::KubeServer;
+use kube_harness::rbac::Grants;
+
+use crate::common::{PATIENCE, config, holds_within, server, start};
+use crate::world;
+
+/// How long a run without one rule is given to converge anyway (it never should; the full
+/// grants converge in about a second).
+const WITHOUT_RULE_PATIENCE: Duration = Duration::from_secs(15);
+
+/// Replaces the grants on `server` with `grants`.
+async fn grant(server: &KubeServer, grants: &Grants) {
+    for object in &grants.objects {
+        let api = server.api_for(object).await.expect("a served kind");
+        let name = object["metadata"]["name"].as_str().unwrap_or_default();
+        if object["kind"] != "Namespace" && object["kind"] != "ServiceAccount" {
+            let _ = api.delete(name, &DeleteParams::default()).await;
+        }
+        if api.get_opt(name).await.expect("a read").is_none() {
+            server.create(object).await.expect("the grant is created");
+        }
+    }
+}
+
+/// Runs the operator as the ServiceAccount on the demo world: whether the world converged
+/// and the operator's events were recorded within `patience`.
+async fn operator_converges(server: &KubeServer, grants: &Grants, patience: Duration) -> bool {
+    let demo = world::demo();
+    let events: Api<Event> = Api::default_namespaced(server.client());
+    let _ = events
+        .delete_collection(&DeleteParams::default(), &ListParams::default())
+        .await;
+    world::build(server, &demo).await;
+    let client = service_account(server, grants).await;
+    let mut config = config("rbac");
+    config.leader_election = Some(LeaderElection::new("capt-status", &grants.namespace));
+    let converged = match start(client, config, patience).await {
+        None => false,
+        Some(operator) => {
+            let expected = world::final_expectations(&demo);
+            let converged = holds_within(patience, || async {
+                let recorded = events.list(&ListParams::default()).await.is_ok_and(|list| {
+                    list.items
+                        .iter()
+                        .any(|e| e.reason.as_deref() == Some("ControlPlaneReady"))
+                });
+                recorded && world::converged(server, &expected).await
+            })
+            .await;
+            let _ = operator.shutdown().await;
+            converged
+        }
+    };
+    world::clear(server, &demo).await;
+    let leases: Api<Lease> = Api::namespaced(server.client(), &grants.namespace);
+    let _ = leases.delete("capt-status", &DeleteParams::default()).await;
+    converged
+}
+
+async fn service_account(server: &KubeServer, grants: &Grants) -> Client {
+    server
+        .service_account_client(&grants.namespace, grants.service_account())
+        .await
+        .expect("a service-account client")
+}
+
+#[tokio::test]
+async fn the_operator_needs_every_rule_of_deploy_and_reads_nothing_else() {
+    let server = server().await;
+    let grants = Grants::from_deploy().expect("deploy/ is readable");
+    assert!(
+        !grants.service_account().is_empty(),
+        "deploy/ has a ServiceAccount"
+    );
+    let rules = grants.rules();
+    assert!(rules.len() >= 5, "deploy/ grants rules: {rules:?}");
+
+    grant(&server, &grants).await;
+    assert!(
+        operator_converges(&server, &grants, PATIENCE).await,
+        "the operator converges the demo world with deploy/'s grants"
+    );
+
+    let client = service_account(&server, &grants).await;
+    let refused = |result: Result<_, kube::Error>| matches!(result, Err(kube::Error::Api(ref s)) if s.code == 403);
+    let secrets: Api<Secret> = Api::default_namespaced(client.clone());
+    assert!(refused(
+        secrets.list(&ListParams::default()).await.map(drop)
+    ));
+    let config_maps: Api<ConfigMap> = Api::default_namespaced(client.clone());
+    assert!(refused(
+        config_maps.list(&ListParams::default()).await.map(drop)
+    ));
+    let pods: Api<Pod> = Api::all(client.clone());
+    assert!(refused(pods.list(&ListParams::default()).await.map(drop)));
+    let leases: Api<Lease> = Api::default_namespaced(client);
+    assert!(refused(leases.list(&ListParams::default()).await.map(drop)));
+
+    let mut unneeded = Vec::new();
+    for rule in rules {
+        let narrower = grants.without(rule);
+        grant(&server, &narrower).await;
+        if operator_converges(&server, &narrower, WITHOUT_RULE_PATIENCE).await {
+            unneeded.push(grants.rule(rule).to_string());
+        }
+    }
+    assert!(
+        unneeded.is_empty(),
+        "the operator converges without these rules of deploy/:\n{}",
+        unneeded.join("\n")
+    );
+}
