@@ -293,7 +293,12 @@ fn kubectl_get_o_wide_adds_the_ready_condition_reason_to_the_two_status_kinds() 
         ".status.conditions[?(@.type==\"Ready\")].reason",
     )]);
     for id in [CAPT_CLUSTER, CAPT_CONTROL_PLANE] {
-        assert_eq!(columns_of_priority(crd(id), 1), reason, "{}", crd(id).file());
+        assert_eq!(
+            columns_of_priority(crd(id), 1),
+            reason,
+            "{}",
+            crd(id).file()
+        );
     }
     for id in [WORKSPACE_TEMPLATE, WORKSPACE_TEMPLATE_APPLY] {
         assert!(
