@@ -293,7 +293,12 @@ fn kubectl_get_o_wide_adds_the_ready_condition_reason_to_the_two_status_kinds() 
         ".status.conditions[?(@.type==\"Ready\")].reason",
     )]);
     for id in [CAPT_CLUSTER, CAPT_CONTROL_PLANE] {
-        assert_eq!(columns_of_priority(crd(id), 1), reason, "{}", crd(id).file());
+        assert_eq!(
+            columns_of_priority(crd(id), 1),
+            reason,
+            "{}",
+            crd(id).file()
+        );
     }
     for id in [WORKSPACE_TEMPLATE, WORKSPACE_TEMPLATE_APPLY] {
         assert!(
@@ -608,9 +613,37 @@ fn every_field_the_policy_reads_or_writes_is_in_the_schema_with_its_type() {
     );
 }
 
+/// Every upstream `spec.names` entry is kept as it is; ours may only add the lists upstream
+/// leaves out (`categories`, `shortNames`), never change one it has.
+fn assert_names_extend_upstream(ours: &Crd, theirs: &Value) {
+    let names = |m: &Value| {
+        support::at(m, "spec.names")
+            .and_then(Value::as_object)
+            .cloned()
+            .unwrap_or_default()
+    };
+    let (ours_names, their_names) = (names(&ours.manifest), names(theirs));
+    for (key, value) in &their_names {
+        assert_eq!(
+            ours_names.get(key),
+            Some(value),
+            "{}: spec.names.{key} differs from upstream",
+            ours.file()
+        );
+    }
+    for key in ours_names.keys().filter(|k| !their_names.contains_key(*k)) {
+        assert!(
+            ["categories", "shortNames"].contains(&key.as_str()),
+            "{}: spec.names.{key} is not upstream",
+            ours.file()
+        );
+    }
+}
+
 /// The upstream CRDs (appthrust/capt, in the project's shared references beside the
-/// repository): every upstream field is kept with the same type and validation, and the names
-/// and scope are the same. Skipped, with a note, where the shared references are not there.
+/// repository): every upstream field is kept with the same type and validation, the scope is the
+/// same, and the names are upstream's plus the short names and categories upstream leaves out.
+/// Skipped, with a note, where the shared references are not there.
 #[test]
 fn every_upstream_field_keeps_its_type_and_validation() {
     let upstream = support::repo().join("../shared/upstream-capt/crds");
@@ -644,7 +677,7 @@ fn every_upstream_field_keeps_its_type_and_validation() {
             let ours = schema::installed_crds()
                 .find(|c| support::str_at(&c.manifest, "metadata.name") == Some(name))
                 .unwrap_or_else(|| panic!("no CRD {name} here (upstream {})", path.display()));
-            for key in ["spec.group", "spec.scope", "spec.names"] {
+            for key in ["spec.group", "spec.scope"] {
                 assert_eq!(
                     support::at(&ours.manifest, key),
                     support::at(&theirs, key),
@@ -652,6 +685,7 @@ fn every_upstream_field_keeps_its_type_and_validation() {
                     ours.file()
                 );
             }
+            assert_names_extend_upstream(ours, &theirs);
             let versions = support::at(&theirs, "spec.versions")
                 .and_then(Value::as_array)
                 .expect("versions");

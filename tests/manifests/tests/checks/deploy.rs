@@ -294,7 +294,10 @@ fn the_four_capt_crds_have_a_kustomization_of_their_own_without_the_test_only_on
         .map(|c| c.path.canonicalize().expect("exists"))
         .collect();
     assert_eq!(installed.len(), 4);
-    assert_eq!(included, installed, "{CRDS} installs exactly the four CAPT CRDs");
+    assert_eq!(
+        included, installed,
+        "{CRDS} installs exactly the four CAPT CRDs"
+    );
     let test_only = support::path(schema::TEST_ONLY_CRDS)
         .canonicalize()
         .expect("exists");
@@ -639,7 +642,9 @@ fn the_dockerfile_builds_with_the_pinned_toolchain_and_runs_as_the_deployment_us
 fn the_license_file_is_the_apache_2_0_license_that_cargo_toml_and_the_image_declare() {
     let cargo = support::read(&support::path("Cargo.toml"));
     assert!(
-        cargo.lines().any(|l| l.trim() == r#"license = "Apache-2.0""#),
+        cargo
+            .lines()
+            .any(|l| l.trim() == r#"license = "Apache-2.0""#),
         "Cargo.toml declares Apache-2.0"
     );
     assert!(
