@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Every test that needs the real kube-apiserver and etcd: builds or reuses the binaries
 # (tests/kube/build.sh; minutes the first time, then cached outside the clone), runs the
-# kube-harness crate's tests, and ends with the plain line `N passed, M failed`.
+# real-server tests (capt-host's tests/real), and ends with the plain line `N passed, M failed`.
 # Extra arguments go to the test binaries (a name filter, --nocapture...).
 set -uo pipefail
 cd "$(dirname "$0")/../.."
@@ -9,7 +9,7 @@ cd "$(dirname "$0")/../.."
 bash tests/kube/build.sh >/dev/null || { echo "0 passed, 1 failed"; exit 1; }
 log="$(mktemp)"
 trap 'rm -f "$log"' EXIT
-cargo test -p kube-harness -- "$@" 2>&1 | tee "$log"
+cargo test -p capt-host --test real -- "$@" 2>&1 | tee "$log"
 status=${PIPESTATUS[0]}
 # Sum the `test result:` lines of every test binary (and doc tests).
 read -r passed failed < <(awk '/^test result:/ {

@@ -19,7 +19,7 @@ mod slot;
 mod wasm;
 
 pub use compile_cache::{CompileCache, CompileCacheError};
-pub use engine::{Engine, Limits};
+pub use engine::{Engine, Limits, PageReset, PoolMetrics, ResetChoice, pagemap_scan_available};
 pub use instance::PolicyInstance;
 pub use slot::{ActivePolicy, PolicySlot};
 pub use wasm::{Compilation, LoadError, WasmPolicy, WitItem};

@@ -126,9 +126,7 @@ impl SwapError {
                     | PolicyErrorKind::Instantiate
                     | PolicyErrorKind::SlotWait,
                 )
-                | None => {
-                    "canary_failed"
-                }
+                | None => "canary_failed",
             },
             Self::CanarySuite(_) => "canary_suite",
             Self::ShadowFailures { .. } => "shadow_failures",

@@ -66,7 +66,7 @@ struct Report<'a> {
 #[derive(Serialize)]
 #[serde(rename_all = "camelCase")]
 struct Sandbox {
-    /// `pagemap-scan` or `memset` (see `capt_host::engine::PageReset`).
+    /// `pagemap-scan` or `memset` (see `capt_host_runtime::PageReset`).
     page_reset: &'static str,
     /// Why that reset.
     page_reset_reason: String,
@@ -85,7 +85,7 @@ impl Sandbox {
         Self {
             page_reset: reset.reset.name(),
             page_reset_reason: reset.reason.to_string(),
-            pagemap_scan_available: capt_host::engine::pagemap_scan_available(),
+            pagemap_scan_available: capt_host_runtime::pagemap_scan_available(),
             cpu_limit: format!("{:?}", limits.cpu_time),
             deadline: format!("{:?}", limits.deadline),
             slots: limits.concurrent_calls,

@@ -6,8 +6,10 @@ use std::sync::Mutex;
 use std::sync::mpsc;
 use std::time::{Duration, Instant};
 
-use capt_host::engine::{PageReset, ResetChoice};
-use capt_host::{DEFAULT_POLICY, Engine, Limits, Policy, PolicyError, PolicyInstance, WasmPolicy};
+use capt_host_core::{Policy, PolicyError};
+use capt_host_runtime::{Engine, Limits, PageReset, PolicyInstance, ResetChoice, WasmPolicy};
+
+use crate::embedded::DEFAULT_POLICY;
 use capt_policy::{Request, Response};
 use prometheus_client::registry::Registry;
 use tracing_subscriber::layer::{Context, Layer, SubscriberExt as _};
@@ -183,7 +185,8 @@ fn a_large_object_reconciles_under_the_default_limits_on_a_shared_cpu() {
             .collect();
         for call in calls {
             let (response, wall, cpu) = call.join().unwrap();
-            let response = response.unwrap_or_else(|e| panic!("{}", capt_host::error_chain(&e)));
+            let response =
+                response.unwrap_or_else(|e| panic!("{}", capt_host_core::error_chain(&e)));
             let written: usize = response.patches.iter().map(|p| p.merge_patch.len()).sum();
             assert!(
                 written > 1_000_000,

@@ -34,11 +34,10 @@ async fn a_trap_or_a_limit_fails_one_reconcile_and_nothing_else() {
     let policy: Arc<dyn Policy + Send + Sync> = Arc::new(policy);
     let active = ActivePolicy::new(policy, &sha256, Some(&json!({"pollInterval": "1h"}))).unwrap();
     let client = Client::try_from(server.kube_config().unwrap()).unwrap();
-    let mut config = operator_config("sandbox");
-    config.pool_metrics = Some(engine.pool_metrics().clone());
-    let operator = Operator::start(client, config, PolicySlot::new(active))
-        .await
-        .unwrap();
+    let mut operator =
+        Operator::builder(client, operator_config("sandbox"), PolicySlot::new(active));
+    engine.pool_metrics().register(operator.metrics_registry());
+    let operator = operator.start().await.unwrap();
     crate::support::within("the caches to sync", operator.ready()).await;
 
     for (name, failure) in [("loops", "loop"), ("panics", "panic"), ("hoards", "alloc")] {

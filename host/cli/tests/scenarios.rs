@@ -7,8 +7,14 @@
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, OnceLock};
 
-use capt_host::scenario::{self, Outcome};
-use capt_host::{DEFAULT_POLICY, Engine, Limits, NativePolicy, Policy, WasmPolicy};
+use capt_host_core::scenario::{self, Outcome};
+use capt_host_core::{NativePolicy, Policy};
+use capt_host_runtime::{Engine, Limits, WasmPolicy};
+
+#[allow(dead_code, reason = "each binary uses part of it")]
+#[path = "../src/embedded.rs"]
+mod embedded;
+use embedded::DEFAULT_POLICY;
 use libtest_mimic::{Arguments, Failed, Trial};
 
 /// The wasm component, compiled once for every trial that needs it.

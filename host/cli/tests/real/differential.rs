@@ -191,7 +191,7 @@ async fn the_test_double_answers_the_script_like_the_real_server() {
     let real = server().await;
     let double = ApiServer::start().await.expect("the double starts");
     let definitions = crds::capt().expect("the CAPT CRDs");
-    capt_host::manifests::create(&double.client(), &definitions)
+    capt_host_operator::manifests::create(&double.client(), &definitions)
         .await
         .expect("the double takes the CRDs");
 

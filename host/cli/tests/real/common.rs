@@ -5,8 +5,11 @@ use std::future::Future;
 use std::sync::{Arc, OnceLock};
 use std::time::Duration;
 
-use capt_host::operator::{ActivePolicy, Operator, OperatorConfig, PolicySlot, RetryPolicy};
-use capt_host::{DEFAULT_POLICY, Engine, Limits, Policy, WasmPolicy};
+use capt_host_core::Policy;
+use capt_host_operator::{Operator, OperatorConfig, RetryPolicy};
+use capt_host_runtime::{ActivePolicy, Engine, Limits, PolicySlot, WasmPolicy};
+
+use crate::embedded::DEFAULT_POLICY;
 use kube::Client;
 use kube_harness::{KubeServer, crds};
 

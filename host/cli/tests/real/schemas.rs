@@ -4,8 +4,10 @@
 
 use std::time::Duration;
 
-use capt_host::scenario::{self, Scenario};
-use capt_host::{DEFAULT_POLICY, Engine, Limits, WasmPolicy};
+use capt_host_core::scenario::{self, Scenario};
+use capt_host_runtime::{Engine, Limits, WasmPolicy};
+
+use crate::embedded::DEFAULT_POLICY;
 use capt_policy::Subresource;
 use kube::api::{DeleteParams, Patch, PatchParams};
 use kube_harness::KubeServer;

@@ -4,7 +4,7 @@
 
 use std::path::{Path, PathBuf};
 
-use capt_host::scenario::{self, Scenario};
+use capt_host_core::scenario::{self, Scenario};
 use kube::api::{DeleteParams, Patch, PatchParams, PostParams};
 use kube_harness::{KubeServer, crds};
 use serde_json::{Value, json};

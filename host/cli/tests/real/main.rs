@@ -14,6 +14,9 @@
 
 mod common;
 mod differential;
+#[allow(dead_code, reason = "each binary uses part of it")]
+#[path = "../../src/embedded.rs"]
+mod embedded;
 mod harness;
 mod rbac;
 mod schemas;

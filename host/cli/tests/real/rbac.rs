@@ -5,7 +5,7 @@
 
 use std::time::Duration;
 
-use capt_host::operator::LeaderElection;
+use capt_host_operator::LeaderElection;
 use k8s_openapi::api::coordination::v1::Lease;
 use k8s_openapi::api::core::v1::{ConfigMap, Pod, Secret};
 use k8s_openapi::api::events::v1::Event;
