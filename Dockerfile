@@ -22,7 +22,7 @@ RUN rustup toolchain install \
  && rustc --version
 COPY . .
 RUN --mount=type=cache,target=/usr/local/cargo/registry \
-    cargo build --release -p capt-host --no-default-features --locked \
+    cargo build --release -p capt-host --locked --no-default-features \
  && mkdir -p /out \
  && cp target/release/capt-host /out/capt-host \
  && set -- target/release/build/capt-host-*/out/default-policy.wasm \
