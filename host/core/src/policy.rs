@@ -51,6 +51,13 @@ impl Policy for NativePolicy {
 /// An error a host-side failure carries as its cause.
 pub type BoxError = Box<dyn std::error::Error + Send + Sync + 'static>;
 
+/// The `capt-host` flag that raises a call's CPU time limit (named in error messages).
+pub const CPU_TIME_FLAG: &str = "--call-cpu-limit";
+/// The `capt-host` flag that raises a call's wall-clock deadline.
+pub const DEADLINE_FLAG: &str = "--call-deadline";
+/// The `capt-host` flag that raises how long a call may wait for an instance slot.
+pub const SLOT_WAIT_FLAG: &str = "--call-slot-wait";
+
 /// Why a call to a policy failed.
 ///
 /// A failed call changes nothing. [`PolicyError::is_transient`] tells whether calling again
@@ -71,36 +78,36 @@ pub enum PolicyError {
         #[source]
         source: BoxError,
     },
-    /// The call used more CPU time than its limit ([`crate::Limits::cpu_time`]) and was
+    /// The call used more CPU time than its limit (the runtime's `Limits::cpu_time`) and was
     /// interrupted: the guest loops, or the objects need more work than the limit allows.
     /// Terminal: the same request needs the same work.
     #[error(
         "the policy used more than its {limit:?} of CPU time in one call and was stopped \
          (it loops, or the objects need more work: {flag} raises the limit)",
-        flag = crate::engine::CPU_TIME_FLAG
+        flag = CPU_TIME_FLAG
     )]
     CpuTimeExceeded {
         /// The CPU time limit of one call.
         limit: Duration,
     },
-    /// The call ran past its wall-clock deadline ([`crate::Limits::deadline`], a backstop for a
+    /// The call ran past its wall-clock deadline (the runtime's `Limits::deadline`, a backstop for a
     /// stuck host) without using up its CPU time, and was interrupted. Transient: its thread
     /// hardly ran, so the machine was busy or stuck.
     #[error(
         "the policy did not answer within its wall-clock deadline of {deadline:?}, without \
          using up its CPU time: the host was stuck or overloaded ({flag} raises the deadline)",
-        flag = crate::engine::DEADLINE_FLAG
+        flag = DEADLINE_FLAG
     )]
     DeadlineExceeded {
         /// The wall-clock deadline the call had.
         deadline: Duration,
     },
     /// Every instance slot stayed busy for as long as a call may wait for one
-    /// ([`crate::Limits::slot_wait`]). Transient: slots free up as calls end.
+    /// (the runtime's `Limits::slot_wait`). Transient: slots free up as calls end.
     #[error(
         "no instance slot became free within {waited:?}: every slot of the pool was busy \
          ({flag} raises the wait; the pool has one slot per concurrent call)",
-        flag = crate::engine::SLOT_WAIT_FLAG
+        flag = SLOT_WAIT_FLAG
     )]
     SlotWaitExceeded {
         /// How long the call waited.

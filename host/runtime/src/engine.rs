@@ -37,20 +37,13 @@ use wasmtime::{
 
 use crate::bindings::Policy as PolicyWorld;
 use crate::bindings::capt::policy::log::{Host as LogHost, Level};
-use crate::policy::PolicyError;
 use crate::wasm::LoadError;
+use capt_host_core::PolicyError;
 use capt_host_core::text::truncate;
 
 /// How often the background thread advances the engine's epoch: how often a running call's
 /// budget is checked (a call overruns its limits by at most about one tick).
 pub const EPOCH_TICK: Duration = Duration::from_millis(10);
-
-/// The `capt-host` flag that raises [`Limits::cpu_time`] (named in error messages).
-pub const CPU_TIME_FLAG: &str = "--call-cpu-limit";
-/// The `capt-host` flag that raises [`Limits::deadline`].
-pub const DEADLINE_FLAG: &str = "--call-deadline";
-/// The `capt-host` flag that raises [`Limits::slot_wait`].
-pub const SLOT_WAIT_FLAG: &str = "--call-slot-wait";
 
 /// Limits applied to each policy call. [`Limits::default`] suits a reconcile of a handful of
 /// Kubernetes objects with a wide margin.

@@ -7,7 +7,6 @@ use capt_host_core::{Policy, PolicyError};
 use capt_host_runtime::{Engine, Limits, LoadError, WasmPolicy};
 
 use crate::embedded::DEFAULT_POLICY;
-use capt_policy::{ObjectRef, Request};
 
 use crate::guests::{self, METADATA_OK, RECONCILE_OK, request};
 
