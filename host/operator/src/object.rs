@@ -12,13 +12,17 @@
 //! kube's per-object store keys ([`Resource::DynamicType`] is an `Arc`).
 
 use std::borrow::Cow;
+use std::collections::BTreeMap;
 use std::sync::Arc;
 
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::{ObjectMeta, OwnerReference};
 use kube::api::ApiResource;
 use kube::core::{DynamicResourceScope, Resource};
 use serde::{Deserialize, Deserializer};
-use serde_json::Value;
+use serde_json::value::{RawValue, to_raw_value};
+
+/// The fields of a JSON object, each kept as raw text (in key order, as `serde_json::Map`).
+type Fields = BTreeMap<String, Box<RawValue>>;
 
 /// One object: its manifest as JSON text and the metadata the operator reads. Clones share
 /// one allocation.
@@ -49,21 +53,23 @@ struct Identity {
 }
 
 impl CachedObject {
-    /// The object `manifest` (a JSON object with `metadata`), without its
-    /// `metadata.managedFields`.
-    pub fn from_value(mut manifest: Value) -> Result<Self, serde_json::Error> {
-        if let Some(Value::Object(metadata)) = manifest.get_mut("metadata") {
-            metadata.remove("managedFields");
+    /// The object whose manifest is the JSON text `text` (a JSON object with `metadata`),
+    /// without its `metadata.managedFields`.
+    ///
+    /// Only the top level and `metadata` are parsed; every other field is kept as the raw text
+    /// it is, which serde_json reads without its nesting limit of 128 levels. So an object
+    /// nested deeper than that (Kubernetes accepts thousands of levels in free-form fields) is
+    /// cached like any other, and only what reads it (its own reconciles) meets the problem.
+    pub fn from_text(text: &str) -> Result<Self, serde_json::Error> {
+        let mut fields: Fields = serde_json::from_str(text)?;
+        let Some(metadata) = fields.get("metadata") else {
+            return Err(serde::de::Error::missing_field("metadata"));
+        };
+        let identity: Identity = serde_json::from_str(metadata.get())?;
+        let mut metadata: Fields = serde_json::from_str(metadata.get())?;
+        if metadata.remove("managedFields").is_some() {
+            fields.insert("metadata".to_owned(), to_raw_value(&metadata)?);
         }
-        let Value::Object(fields) = &manifest else {
-            return Err(serde::de::Error::custom(
-                "an object's manifest is a JSON object",
-            ));
-        };
-        let identity = match fields.get("metadata") {
-            Some(metadata) => Identity::deserialize(metadata)?,
-            None => return Err(serde::de::Error::missing_field("metadata")),
-        };
         let typed = fields.contains_key("apiVersion") && fields.contains_key("kind");
         let owners = identity.owner_references.map(|owners| {
             owners
@@ -82,7 +88,7 @@ impl CachedObject {
                 owner_references: owners,
                 ..ObjectMeta::default()
             },
-            compressed: compress(&serde_json::to_string(&manifest)?),
+            compressed: compress(&serde_json::to_string(&fields)?),
             typed,
         })))
     }
@@ -94,8 +100,16 @@ impl CachedObject {
 
     /// `metadata.uid`, read from the manifest.
     pub fn uid(&self) -> Option<String> {
-        let manifest: Value = serde_json::from_str(&self.manifest()).ok()?;
-        Some(manifest.get("metadata")?.get("uid")?.as_str()?.to_owned())
+        #[derive(Deserialize)]
+        struct Manifest {
+            metadata: Uid,
+        }
+        #[derive(Deserialize)]
+        struct Uid {
+            uid: Option<String>,
+        }
+        let manifest: Manifest = serde_json::from_str(&self.manifest()).ok()?;
+        manifest.metadata.uid
     }
 
     /// Fills in `apiVersion` and `kind` from `resource` when the manifest lacks them, as items
@@ -104,17 +118,24 @@ impl CachedObject {
         if self.0.typed {
             return;
         }
-        let Ok(Value::Object(mut fields)) = serde_json::from_str::<Value>(&self.manifest()) else {
+        let Ok(mut fields) = serde_json::from_str::<Fields>(&self.manifest()) else {
             return;
         };
-        fields
-            .entry("apiVersion")
-            .or_insert_with(|| resource.api_version.clone().into());
-        fields
-            .entry("kind")
-            .or_insert_with(|| resource.kind.clone().into());
+        for (field, value) in [
+            ("apiVersion", &resource.api_version),
+            ("kind", &resource.kind),
+        ] {
+            if !fields.contains_key(field)
+                && let Ok(value) = to_raw_value(value)
+            {
+                fields.insert(field.to_owned(), value);
+            }
+        }
+        let Ok(text) = serde_json::to_string(&fields) else {
+            return;
+        };
         let inner = Arc::make_mut(&mut self.0);
-        inner.compressed = compress(&Value::Object(fields).to_string());
+        inner.compressed = compress(&text);
         inner.typed = true;
     }
 }
@@ -138,10 +159,12 @@ fn decompress(compressed: &[u8]) -> String {
 
 impl<'de> Deserialize<'de> for CachedObject {
     fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
-        // Through a `Value`: the object may come buffered (inside a watch event), where a
-        // borrowed raw value is not available. The tree is dropped right after.
-        let manifest = Value::deserialize(deserializer)?;
-        Self::from_value(manifest).map_err(serde::de::Error::custom)
+        // As raw text, which serde_json skips over without a nesting limit (see
+        // `from_text`). The API server writes a watch event's `type` before its `object`, so
+        // serde reads the object straight from the response, not from a buffer (which could
+        // not give raw text).
+        let raw = Box::<RawValue>::deserialize(deserializer)?;
+        Self::from_text(raw.get()).map_err(serde::de::Error::custom)
     }
 }
 
@@ -181,7 +204,7 @@ impl Resource for CachedObject {
 #[cfg(test)]
 mod tests {
     use kube::ResourceExt as _;
-    use serde_json::json;
+    use serde_json::{Value, json};
 
     use super::*;
 
@@ -249,6 +272,32 @@ mod tests {
         let mut typed: CachedObject = serde_json::from_str(text).unwrap();
         typed.fill_type(&secrets());
         assert_eq!(typed.manifest(), text, "a typed manifest is left as it is");
+    }
+
+    #[test]
+    fn an_object_nested_far_deeper_than_serde_json_parses_is_cached_whole() {
+        let mut deep = "0".to_owned();
+        for _ in 0..10_000 {
+            deep = format!("[{deep}]");
+        }
+        let text = format!(
+            r#"{{"metadata":{{"name":"deep","uid":"u","managedFields":[{{"manager":"x"}}]}},"spec":{{"v":{deep}}}}}"#
+        );
+        assert!(
+            serde_json::from_str::<Value>(&text).is_err(),
+            "deeper than serde_json reads"
+        );
+        let mut object: CachedObject = serde_json::from_str(&text).unwrap();
+        assert_eq!(object.name_any(), "deep");
+        assert_eq!(object.uid().as_deref(), Some("u"));
+        object.fill_type(&secrets());
+        let manifest = object.manifest();
+        assert!(
+            manifest.contains(&format!(r#""spec":{{"v":{deep}}}"#)),
+            "kept whole"
+        );
+        assert!(manifest.starts_with(r#"{"apiVersion":"v1","kind":"Secret","metadata":{"#));
+        assert!(!manifest.contains("managedFields"));
     }
 
     #[test]

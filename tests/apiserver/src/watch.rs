@@ -51,9 +51,20 @@ impl Renderer {
         }
     }
 
+    /// One watch event as a line of JSON, `type` before `object` as kube-apiserver writes it
+    /// (a `metav1.WatchEvent` struct): clients may read the object straight from the stream
+    /// only once they know its type (kube-rs does; the operator relies on it).
     fn line(event: &str, object: Value) -> Bytes {
-        let mut bytes =
-            serde_json::to_vec(&json!({"type": event, "object": object})).unwrap_or_default();
+        #[derive(serde::Serialize)]
+        struct WatchEvent<'a> {
+            r#type: &'a str,
+            object: Value,
+        }
+        let mut bytes = serde_json::to_vec(&WatchEvent {
+            r#type: event,
+            object,
+        })
+        .unwrap_or_default();
         bytes.push(b'\n');
         Bytes::from(bytes)
     }
@@ -245,6 +256,17 @@ mod tests {
     fn parse(bytes: Bytes) -> Value {
         assert_eq!(bytes.last(), Some(&b'\n'));
         serde_json::from_slice(&bytes).unwrap()
+    }
+
+    #[test]
+    fn an_event_line_names_its_type_before_its_object_as_kube_apiserver_does() {
+        let r = renderer("", false);
+        let line = r.change(&change(EventType::Added, None, "web")).unwrap();
+        assert!(
+            line.starts_with(br#"{"type":"ADDED","object":{"#),
+            "{}",
+            String::from_utf8_lossy(&line)
+        );
     }
 
     #[test]

@@ -3,18 +3,16 @@
 //! Crossplane, and polling, metrics and HTTP helpers.
 
 use std::collections::BTreeSet;
-use std::sync::{Arc, OnceLock};
 use std::time::Duration;
 
 pub use crate::capt::*;
 pub use crate::harness::{eventually, http_get, metric, server, trace, within};
 
-use capt_host_operator::{LeaderElection, Operator, OperatorConfig, Reconciled, RetryPolicy};
+use capt_host_operator::{LeaderElection, Operator, OperatorConfig, Reconciled};
 
-use crate::embedded::DEFAULT_POLICY;
-use capt_host_core::Policy;
-use capt_host_runtime::{ActivePolicy, PolicySlot};
-use capt_host_runtime::{Engine, Limits, WasmPolicy};
+use crate::operators;
+pub use crate::operators::config;
+use capt_host_runtime::PolicySlot;
 use inproc_apiserver::ApiServer;
 use kube::Client;
 use serde_json::json;
@@ -24,34 +22,10 @@ use tokio::sync::broadcast;
 /// against hanging, generous for a loaded 2-core machine).
 pub const PATIENCE: Duration = Duration::from_secs(30);
 
-/// The embedded policy, compiled once for every test of this binary. Its `pollInterval` is an
-/// hour, so the tests converge only if the operator re-triggers on changes.
+/// The embedded policy (compiled once for every test of this binary) with a `pollInterval` of
+/// an hour, so the tests converge only if the operator re-triggers on changes.
 pub fn policy() -> PolicySlot {
-    static COMPILED: OnceLock<Arc<WasmPolicy>> = OnceLock::new();
-    let compiled = COMPILED.get_or_init(|| {
-        // Several operators run at once in this binary: room for all their calls.
-        let limits = Limits {
-            concurrent_calls: 64,
-            ..Limits::default()
-        };
-        let engine = Engine::new(limits).expect("the engine starts");
-        Arc::new(WasmPolicy::load(&engine, DEFAULT_POLICY).expect("the default policy loads"))
-    });
-    let settings = json!({"pollInterval": "1h"});
-    let policy: Arc<dyn Policy + Send + Sync> = compiled.clone();
-    let active = ActivePolicy::new(policy, compiled.sha256(), Some(&settings))
-        .expect("the settings are valid");
-    PolicySlot::new(active)
-}
-
-/// An operator configuration with short retries, named `identity`.
-pub fn config(identity: &str) -> OperatorConfig {
-    let mut config = OperatorConfig::new("capt-status", identity);
-    config.retry = RetryPolicy {
-        min: Duration::from_millis(50),
-        max: Duration::from_secs(1),
-    };
-    config
+    operators::policy(Some(&json!({"pollInterval": "1h"})))
 }
 
 /// `config` with leader election on the Lease `capt-status` in `default`, held for

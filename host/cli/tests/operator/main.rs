@@ -20,6 +20,8 @@ mod common;
 #[allow(dead_code, reason = "each binary uses part of it")]
 #[path = "../../src/embedded.rs"]
 mod embedded;
+#[path = "../shared/operators.rs"]
+mod operators;
 
 /// CAPT objects, shared with the other operator test binary (each uses a subset).
 #[allow(dead_code)]

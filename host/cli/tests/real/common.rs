@@ -2,14 +2,11 @@
 //! bounded waits.
 
 use std::future::Future;
-use std::sync::{Arc, OnceLock};
 use std::time::Duration;
 
-use capt_host_core::Policy;
-use capt_host_operator::{Operator, OperatorConfig, RetryPolicy};
-use capt_host_runtime::{ActivePolicy, Engine, Limits, PolicySlot, WasmPolicy};
+use capt_host_operator::{Operator, OperatorConfig};
 
-use crate::embedded::DEFAULT_POLICY;
+pub use crate::operators::config;
 use kube::Client;
 use kube_harness::{KubeServer, crds};
 
@@ -28,36 +25,10 @@ pub async fn server() -> KubeServer {
     server
 }
 
-/// The embedded policy, compiled once for every test of this binary.
-pub fn policy() -> PolicySlot {
-    static COMPILED: OnceLock<Arc<WasmPolicy>> = OnceLock::new();
-    let compiled = COMPILED.get_or_init(|| {
-        let limits = Limits {
-            concurrent_calls: 64,
-            ..Limits::default()
-        };
-        let engine = Engine::new(limits).expect("the engine starts");
-        Arc::new(WasmPolicy::load(&engine, DEFAULT_POLICY).expect("the default policy loads"))
-    });
-    let policy: Arc<dyn Policy + Send + Sync> = compiled.clone();
-    let active = ActivePolicy::new(policy, compiled.sha256(), None).expect("default settings");
-    PolicySlot::new(active)
-}
-
-/// An operator configuration with short retries.
-pub fn config(identity: &str) -> OperatorConfig {
-    let mut config = OperatorConfig::new("capt-status", identity);
-    config.retry = RetryPolicy {
-        min: Duration::from_millis(50),
-        max: Duration::from_secs(1),
-    };
-    config
-}
-
 /// Starts an operator with `client`; `None` if its caches do not sync within `patience`
 /// (as when a read it needs is forbidden).
 pub async fn start(client: Client, config: OperatorConfig, patience: Duration) -> Option<Operator> {
-    let operator = Operator::start(client, config, policy())
+    let operator = Operator::start(client, config, crate::operators::policy(None))
         .await
         .expect("the operator starts");
     match tokio::time::timeout(patience, operator.ready()).await {

@@ -18,6 +18,8 @@ mod differential;
 #[path = "../../src/embedded.rs"]
 mod embedded;
 mod harness;
+#[path = "../shared/operators.rs"]
+mod operators;
 mod rbac;
 mod schemas;
 mod world;
