@@ -668,7 +668,7 @@ fn the_dockerfile_builds_with_the_pinned_toolchain_and_runs_as_the_deployment_us
     }
     let runtime: Vec<&String> = instructions
         .iter()
-        .skip_while(|i| *i != stages[1])
+        .skip_while(|i| *i != stages[3])
         .collect();
     assert!(runtime[0].contains("nonroot"), "a non-root runtime image");
     for expected in [
