@@ -36,8 +36,8 @@ use wasmtime::{
 };
 
 use crate::bindings::Policy as PolicyWorld;
-use crate::compile::{CompileLimits, CompileWorker};
 use crate::bindings::capt::policy::log::{Host as LogHost, Level};
+use crate::compile::{CompileLimits, CompileWorker};
 use crate::wasm::LoadError;
 use capt_host_core::PolicyError;
 use capt_host_core::text::truncate;

@@ -49,9 +49,7 @@ pub enum LoadError {
     Compile(#[source] BoxError),
     /// The module's code is larger or more deeply nested than the static checks allow
     /// ([`crate::Complexity`]); nothing was compiled.
-    #[error(
-        "the module is too complex to compile: {what} is {actual}, over the limit of {limit}"
-    )]
+    #[error("the module is too complex to compile: {what} is {actual}, over the limit of {limit}")]
     TooComplex {
         /// What was measured.
         what: ComplexityMeasure,
