@@ -9,12 +9,14 @@ use crate::embedded::{self, DEFAULT_POLICY};
 use anyhow::Context as _;
 use capt_host_operator::{LeaderElection, Operator, OperatorConfig};
 use capt_host_runtime::{ActivePolicy, PolicySlot};
-use capt_host_runtime::{CompileCache, Engine, Limits, WasmPolicy};
-use capt_host_swap::{Canary, EventTarget, PolicyStatus, RollbackPolicy, SwapConfig, Swapper};
+use capt_host_runtime::{CompileCache, Limits, WasmPolicy};
+use capt_host_swap::{
+    Canary, EventTarget, Fallback, PolicyStatus, RollbackPolicy, SwapConfig, Swapper,
+};
 use clap::Args;
 use kube::config::{KubeConfigOptions, Kubeconfig};
 
-use super::{LimitArgs, describe_module, duration, read_yaml};
+use super::{LimitArgs, describe_module, duration, engine, read_yaml};
 
 /// Runs the operator: watches the policy's trigger kinds (and the kinds it reads) and
 /// reconciles every trigger object when it, or an object its last reconcile read, changes;
@@ -24,7 +26,9 @@ use super::{LimitArgs, describe_module, duration, read_yaml};
 /// With --module, the module and settings files are watched: a new module is compiled, checked
 /// against the contract, run through the canary scenario suite (and optionally in shadow mode)
 /// and then replaces the running one without a restart; a promoted module that fails live
-/// reconciles is rolled back. GET /policy tells which module runs. See docs/hot-swap.md.
+/// reconciles is rolled back. At start, a module file that is missing, does not load or fails
+/// the canary leaves the embedded policy serving until the file changes (a missing settings
+/// file: the policy's defaults). GET /policy tells which module runs. See docs/hot-swap.md.
 #[derive(Debug, Args)]
 pub struct Run {
     /// The policy component (.wasm); default: the policy embedded at build time.
@@ -180,7 +184,7 @@ impl Run {
             "--rollback-ratio must be between 0 and 1"
         );
         let limits = limits.limits();
-        let engine = Engine::new(Limits {
+        let engine = engine(Limits {
             // Room for the reconciles of up to three trigger kinds and a swap's canary.
             concurrent_calls: (u32::from(concurrency) * 4).max(limits.concurrent_calls),
             ..limits
@@ -193,7 +197,9 @@ impl Run {
             deadline = ?engine.limits().deadline,
             slots = engine.limits().concurrent_calls,
             slot_wait = ?engine.limits().slot_wait,
-            "policy sandbox: instance memory reset between calls, call limits"
+            compile_memory_bytes = engine.limits().compile.memory_bytes,
+            compile_time = ?engine.limits().compile.time,
+            "policy sandbox: instance memory reset between calls, call limits, compile budget"
         );
         let policy = match &module {
             // A module file: hot-swappable (unless --no-watch).
@@ -212,6 +218,12 @@ impl Run {
                     (None, false) => embedded::canary(),
                 };
                 swap.shadow = shadow_duration;
+                // A missing, broken or failing module file at start: the embedded policy
+                // serves until the file holds a module that passes.
+                swap.fallback = Some(Fallback {
+                    bytes: DEFAULT_POLICY,
+                    label: describe_module(None),
+                });
                 swap.rollback = RollbackPolicy {
                     min_failures: rollback_threshold,
                     ratio: rollback_ratio,

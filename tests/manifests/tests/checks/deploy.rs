@@ -552,6 +552,11 @@ fn the_policy_and_settings_are_mounted_from_the_capt_status_policy_config_map() 
         support::at(policy, "configMap.items").is_none(),
         "every key (policy.wasm, settings.yaml) is mounted"
     );
+    assert_eq!(
+        support::at(policy, "configMap.optional"),
+        Some(&json!(true)),
+        "optional: pods start without the ConfigMap (the embedded policy serves until it exists)"
+    );
     let container = container();
     let mount = container
         .get("volumeMounts")
