@@ -375,11 +375,11 @@ fn serve(
     input
         .read_to_end(&mut module)
         .map_err(CompileWorkerError::Io)?;
-    let engine = wasmtime::Engine::new(&engine::code_config())
-        .map_err(|e| CompileWorkerError::Compile(e.into()))?;
+    let engine =
+        wasmtime::Engine::new(&engine::code_config()).map_err(CompileWorkerError::Compile)?;
     let code = engine
         .precompile_component(&module)
-        .map_err(|e| CompileWorkerError::Compile(e.into()))?;
+        .map_err(CompileWorkerError::Compile)?;
     drop(module);
     output
         .write_all(&code)

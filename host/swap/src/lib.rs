@@ -238,7 +238,7 @@ impl Swapper {
                             "the policy module file cannot be used; serving the fallback until it changes"
                         );
                     }
-                    (module, compilation, Some(failure))
+                    (module, compilation, Some(*failure))
                 }
             },
         };
@@ -350,13 +350,15 @@ impl Swapper {
 fn load_file(
     engine: &Engine,
     config: &SwapConfig,
-) -> Result<(pipeline::Module, Compilation), StartFailure> {
-    let fail = |error, settings: &source::Settings, digest, version, key| StartFailure {
-        error,
-        digest,
-        version,
-        key,
-        settings: settings.clone(),
+) -> Result<(pipeline::Module, Compilation), Box<StartFailure>> {
+    let fail = |error, settings: &source::Settings, digest, version, key| {
+        Box::new(StartFailure {
+            error,
+            digest,
+            version,
+            key,
+            settings: settings.clone(),
+        })
     };
     let defaults = source::Settings::default();
     let settings = source::read_settings(config.settings.as_deref())

@@ -204,6 +204,10 @@ fn a_megabyte_of_nested_blocks_is_refused_before_it_is_compiled() {
 /// Runs `capt-host inspect` with `args`; its exit code, standard error and the peak resident
 /// memory of it and the compiler processes it started (`wait4`'s `ru_maxrss`: the largest of
 /// the process and its waited-for descendants).
+#[allow(
+    clippy::zombie_processes,
+    reason = "the child is reaped by wait4, which also reports its peak memory"
+)]
 fn inspect(args: &[&str]) -> (Option<i32>, String, u64) {
     use std::io::Read as _;
     let mut child = std::process::Command::new(env!("CARGO_BIN_EXE_capt-host"))

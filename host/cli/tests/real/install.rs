@@ -163,10 +163,9 @@ async fn deploy_policy_generates_the_config_map_the_deployment_mounts() {
 
     // The Deployment mounts that ConfigMap, optionally: no pod waits for it.
     let rendered = kubectl(&server, &["kustomize", "deploy"]);
-    let objects: Vec<serde_json::Value> =
-        serde_yaml_ng::Deserializer::from_slice(&rendered.stdout)
-            .map(|document| serde::Deserialize::deserialize(document).expect("a YAML document"))
-            .collect();
+    let objects: Vec<serde_json::Value> = serde_yaml_ng::Deserializer::from_slice(&rendered.stdout)
+        .map(|document| serde::Deserialize::deserialize(document).expect("a YAML document"))
+        .collect();
     let deployment = objects
         .iter()
         .find(|o| o["kind"] == "Deployment")
@@ -175,8 +174,10 @@ async fn deploy_policy_generates_the_config_map_the_deployment_mounts() {
         .as_array()
         .expect("volumes");
     assert!(
-        volumes.iter().any(|v| v["configMap"]["name"] == "capt-status-policy"
-            && v["configMap"]["optional"] == true),
+        volumes
+            .iter()
+            .any(|v| v["configMap"]["name"] == "capt-status-policy"
+                && v["configMap"]["optional"] == true),
         "an optional volume of capt-status-policy: {volumes:?}"
     );
 }
@@ -195,7 +196,10 @@ async fn the_release_install_yaml_installs_crds_and_operator_with_the_image_aske
         .env("KUBECTL", binaries::kubectl().expect("kubectl is built"));
     run(release);
     let install = out.join("install.yaml");
-    assert!(checksummed(&out, "install.yaml"), "SHA256SUMS lists install.yaml");
+    assert!(
+        checksummed(&out, "install.yaml"),
+        "SHA256SUMS lists install.yaml"
+    );
 
     let file = install.display().to_string();
     kubectl(&server, &["apply", "--server-side", "-f", &file]);
@@ -204,11 +208,13 @@ async fn the_release_install_yaml_installs_crds_and_operator_with_the_image_aske
         .get("capt-status")
         .await
         .expect("install.yaml creates the Deployment");
-    let images: Vec<String> = deployment
-        .spec
-        .and_then(|s| s.template.spec)
-        .map(|s| s.containers.into_iter().filter_map(|c| c.image).collect())
-        .unwrap_or_default();
+    let deployment = serde_json::to_value(deployment).expect("JSON");
+    let images: Vec<&str> = deployment["spec"]["template"]["spec"]["containers"]
+        .as_array()
+        .expect("containers")
+        .iter()
+        .filter_map(|c| c["image"].as_str())
+        .collect();
     assert_eq!(images, [image]);
 }
 

@@ -243,7 +243,7 @@ fn every_yaml_file_in_deploy_parses() {
         .iter()
         .filter(|f| !inputs.contains(&f.canonicalize().expect("exists")))
     {
-        for document in support::documents(&file) {
+        for document in support::documents(file) {
             assert!(
                 document.get("apiVersion").is_some() && document.get("kind").is_some(),
                 "{}: every document has apiVersion and kind",
@@ -668,7 +668,12 @@ fn the_dockerfile_builds_with_the_pinned_toolchain_and_runs_as_the_deployment_us
     assert!(position("cargo chef cook") < position("COPY . ."));
     assert!(position("COPY . .") < position("cargo build"));
     let cook = builder[position("cargo chef cook")];
-    for flag in ["--profile dist", "-p capt-host", "--no-default-features", "--locked"] {
+    for flag in [
+        "--profile dist",
+        "-p capt-host",
+        "--no-default-features",
+        "--locked",
+    ] {
         assert!(cook.contains(flag), "cargo chef cook uses {flag}: {cook}");
     }
     let runtime: Vec<&String> = instructions
@@ -714,7 +719,10 @@ fn commented_out_mapping(text: &str) -> Value {
 #[test]
 fn the_policy_kustomization_generates_the_mounted_config_map_with_the_policy_defaults() {
     let kustomization = support::document(&support::path("deploy/policy/kustomization.yaml"));
-    assert_eq!(support::str_at(&kustomization, "namespace"), Some(NAMESPACE));
+    assert_eq!(
+        support::str_at(&kustomization, "namespace"),
+        Some(NAMESPACE)
+    );
     assert_eq!(
         support::at(&kustomization, "generatorOptions.disableNameSuffixHash"),
         Some(&json!(true)),
@@ -731,9 +739,7 @@ fn the_policy_kustomization_generates_the_mounted_config_map_with_the_policy_def
         "the settings; a module only once the user adds one"
     );
     assert!(
-        !objects_of(DEPLOY)
-            .iter()
-            .any(|o| o["kind"] == "ConfigMap"),
+        !objects_of(DEPLOY).iter().any(|o| o["kind"] == "ConfigMap"),
         "the operator's kustomization creates no policy ConfigMap: applying it never undoes a swap"
     );
 
