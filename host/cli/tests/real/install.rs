@@ -143,6 +143,8 @@ async fn deleting_the_operator_keeps_the_crds_and_every_capt_object() {
 #[tokio::test]
 async fn deploy_policy_generates_the_config_map_the_deployment_mounts() {
     let server = bare_server().await;
+    // In the documented order: the operator (its namespace), then its policy.
+    kubectl(&server, &["apply", "-k", "deploy"]);
     kubectl(&server, &["apply", "--server-side", "-k", "deploy/policy"]);
     let config_maps: Api<ConfigMap> = Api::namespaced(server.client(), "capt-system");
     let generated = config_maps
