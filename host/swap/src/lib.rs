@@ -50,13 +50,11 @@ use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 use std::time::{Duration, Instant};
 
 use capt_host_core::Policy as _;
-use capt_host_core::text::hex;
 use capt_host_operator::OperatorBuilder;
 use capt_host_runtime::CompileCache;
 use capt_host_runtime::Engine;
 use capt_host_runtime::PolicySlot;
 use capt_host_runtime::{Compilation, WasmPolicy};
-use sha2::{Digest as _, Sha256};
 
 pub use self::canary::{Canary, CanaryReport, Suite};
 pub use self::error::SwapError;
@@ -365,12 +363,7 @@ fn load_file(
         .map_err(|error| fail(error, &defaults, None, None, None))?;
     let bytes = source::read_module(&config.module, config.max_module_bytes)
         .map_err(|error| fail(error, &settings, None, None, None))?;
-    let candidate = source::Candidate {
-        sha256: hex(&Sha256::digest(&bytes)),
-        bytes,
-        overrides: settings.overrides.clone(),
-        settings_sha256: settings.sha256.clone(),
-    };
+    let candidate = source::Candidate::new(bytes, &settings);
     let (digest, key) = (Some(candidate.sha256.clone()), Some(candidate.key()));
     let policy =
         WasmPolicy::load_with_cache(engine, &candidate.bytes, config.compile_cache.as_ref())
@@ -386,31 +379,30 @@ fn load_file(
     let compilation = policy.compilation();
     let version = Some(policy.metadata().version.clone());
     let module = pipeline::Module::new(Arc::new(policy), &candidate, config);
-    let failed = |error| {
+    // From here the module has loaded: a failure names its version too.
+    let failed = |error, settings: &source::Settings| {
         fail(
             error,
-            &settings,
+            settings,
             digest.clone(),
             version.clone(),
             key.clone(),
         )
     };
-    module.merged_settings(config).map_err(|error| {
-        // The settings are what failed: the fallback runs with the defaults.
-        fail(
-            error,
-            &defaults,
-            digest.clone(),
-            version.clone(),
-            key.clone(),
-        )
-    })?;
-    let fallback_digest = config
+    // The settings are what failed: the fallback runs with the defaults.
+    module
+        .merged_settings(config)
+        .map_err(|error| failed(error, &defaults))?;
+    // The canary judges the file's module against the fallback; the fallback itself needs none.
+    if config
         .fallback
         .as_ref()
-        .map(|fallback| hex(&Sha256::digest(fallback.bytes)));
-    if fallback_digest.is_some_and(|fallback| fallback != candidate.sha256) {
-        config.canary.run(&*module.policy).map_err(failed)?;
+        .is_some_and(|fallback| fallback.bytes != candidate.bytes.as_slice())
+    {
+        config
+            .canary
+            .run(&*module.policy)
+            .map_err(|error| failed(error, &settings))?;
     }
     Ok((module, compilation))
 }

@@ -38,6 +38,16 @@ pub(crate) struct Candidate {
 }
 
 impl Candidate {
+    /// The candidate of the module `bytes` with `settings`.
+    pub(crate) fn new(bytes: Vec<u8>, settings: &Settings) -> Self {
+        Self {
+            sha256: hex(&Sha256::digest(&bytes)),
+            bytes,
+            overrides: settings.overrides.clone(),
+            settings_sha256: settings.sha256.clone(),
+        }
+    }
+
     /// What makes two candidates the same: the module and the settings.
     pub(crate) fn key(&self) -> (String, String) {
         (self.sha256.clone(), self.settings_sha256.clone())
@@ -53,12 +63,7 @@ pub(crate) fn read(
 ) -> Result<Candidate, SwapError> {
     let bytes = read_module(module, limit)?;
     let settings = read_settings(settings)?;
-    Ok(Candidate {
-        sha256: hex(&Sha256::digest(&bytes)),
-        bytes,
-        overrides: settings.overrides,
-        settings_sha256: settings.sha256,
-    })
+    Ok(Candidate::new(bytes, &settings))
 }
 
 /// Reads the module at `path`, refusing more than `limit` bytes.

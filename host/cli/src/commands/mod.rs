@@ -236,6 +236,7 @@ impl LimitArgs {
 /// Parses a size in bytes, as Kubernetes quantities write it: `134217728`, `128Mi`, `512Ki`,
 /// `1Gi`.
 pub fn byte_size(text: &str) -> Result<u64, String> {
+    let expected = || format!("{text:?}: expected bytes, or a number with Ki, Mi or Gi");
     let (digits, unit) = match text.find(|c: char| !c.is_ascii_digit()) {
         Some(at) => text.split_at(at),
         None => (text, ""),
@@ -245,15 +246,9 @@ pub fn byte_size(text: &str) -> Result<u64, String> {
         "Ki" => 10,
         "Mi" => 20,
         "Gi" => 30,
-        _ => {
-            return Err(format!(
-                "{text:?}: expected bytes, or a number with Ki, Mi or Gi"
-            ));
-        }
+        _ => return Err(expected()),
     };
-    let number: u64 = digits
-        .parse()
-        .map_err(|_| format!("{text:?}: expected bytes, or a number with Ki, Mi or Gi"))?;
+    let number: u64 = digits.parse().map_err(|_| expected())?;
     number
         .checked_mul(1 << shift)
         .ok_or_else(|| format!("{text:?} is too large"))

@@ -6,6 +6,7 @@ use capt_host_core::{Policy, PolicyError};
 
 use capt_host_runtime::{ComplexityMeasure, Engine, Limits, LoadError, WasmPolicy};
 
+use crate::cli::temp_file;
 use crate::embedded::DEFAULT_POLICY;
 
 use crate::guests::{self, METADATA_OK, RECONCILE_OK, request};
@@ -240,33 +241,12 @@ fn inspect(args: &[&str]) -> (Option<i32>, String, u64) {
     (code, stderr, peak)
 }
 
-/// A file holding `bytes`, removed when the returned guard drops.
-struct TempFile(std::path::PathBuf);
-
-impl TempFile {
-    fn new(name: &str, bytes: &[u8]) -> Self {
-        let path = std::env::temp_dir().join(format!("capt-wasm-{}-{name}", std::process::id()));
-        std::fs::write(&path, bytes).unwrap();
-        Self(path)
-    }
-
-    fn path(&self) -> &str {
-        self.0.to_str().unwrap()
-    }
-}
-
-impl Drop for TempFile {
-    fn drop(&mut self) {
-        let _ = std::fs::remove_file(&self.0);
-    }
-}
-
 const MIB: u64 = 1 << 20;
 
 #[test]
 fn refusing_a_hostile_module_keeps_every_process_far_below_the_pod_limit() {
-    let hostile = TempFile::new("nested.wasm", &guests::nested_blocks(1 << 20));
-    let (code, stderr, peak) = inspect(&["--module", hostile.path()]);
+    let hostile = temp_file("wasm-nested-blocks.wasm", &guests::nested_blocks(1 << 20));
+    let (code, stderr, peak) = inspect(&["--module", hostile.to_str().unwrap()]);
     assert_eq!(code, Some(2), "{stderr}");
     assert!(
         stderr.contains("too complex to compile: the size of a function body"),
@@ -274,8 +254,8 @@ fn refusing_a_hostile_module_keeps_every_process_far_below_the_pod_limit() {
     );
     // The process's own size (a debug build maps a large binary) is the baseline: a file
     // refused before anything is compiled.
-    let garbage = TempFile::new("garbage.wasm", b"not wasm");
-    let (_, _, baseline) = inspect(&["--module", garbage.path()]);
+    let garbage = temp_file("wasm-garbage.wasm", b"not wasm");
+    let (_, _, baseline) = inspect(&["--module", garbage.to_str().unwrap()]);
     assert!(
         peak < baseline + 32 * MIB,
         "peak RSS {} MiB, baseline {} MiB",

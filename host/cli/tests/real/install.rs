@@ -3,7 +3,7 @@
 //! CAPT object; `deploy/policy` generates the ConfigMap the Deployment mounts; the release's
 //! `install.yaml` (deploy/release.sh) applies in one step with the image asked for.
 
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::process::{Command, Output};
 
 use k8s_openapi::api::apps::v1::Deployment;
@@ -24,15 +24,11 @@ const CAPT_CRDS: [&str; 4] = [
     "workspacetemplateapplies.infrastructure.cluster.x-k8s.io",
 ];
 
-fn repository() -> PathBuf {
-    crds::repository()
-}
-
 /// Runs `command` in the repository, failing the test with its output unless it succeeds.
 fn run(mut command: Command) -> Output {
     let shown = format!("{command:?}");
     let output = command
-        .current_dir(repository())
+        .current_dir(crds::repository())
         .output()
         .unwrap_or_else(|e| panic!("{shown} starts: {e}"));
     assert!(
@@ -151,7 +147,7 @@ async fn deploy_policy_generates_the_config_map_the_deployment_mounts() {
         .get("capt-status-policy")
         .await
         .expect("`kubectl apply -k deploy/policy` creates capt-status-policy, unsuffixed");
-    let settings = std::fs::read_to_string(repository().join("deploy/policy/settings.yaml"))
+    let settings = std::fs::read_to_string(crds::repository().join("deploy/policy/settings.yaml"))
         .expect("deploy/policy/settings.yaml");
     assert_eq!(
         generated
