@@ -12,9 +12,9 @@
 //!
 //! Since the renew deadline is shorter than the lease duration, the leader stops writing before
 //! any standby may take over. A leader that loses the Lease (it was not renewed in time, or
-//! another holder took it) ends its term: [`run`](crate) stops the controllers and the operator
-//! ends with [`OperatorError::LeadershipLost`](crate::OperatorError), as controller-runtime
-//! exits, so that nothing of the old term survives. Stopping the election closes the gate
+//! another holder took it) ends its term: the operator stops its controllers and ends with
+//! [`crate::OperatorError::LeadershipLost`], as controller-runtime exits, so that nothing of
+//! the old term survives. Stopping the election closes the gate
 //! first, then releases the Lease, so that a standby takes over without waiting for it to
 //! expire.
 
@@ -103,9 +103,7 @@ impl LeaderGate {
     pub(crate) async fn opened(&self) {
         let mut changes = self.term.subscribe();
         // The sender lives in `self`: waiting cannot fail.
-        let _ = changes
-            .wait_for(|term| term.is_open(Instant::now()))
-            .await;
+        let _ = changes.wait_for(|term| term.is_open(Instant::now())).await;
     }
 
     /// Resolves once the gate is closed: closed explicitly, or its deadline passed.
@@ -292,8 +290,8 @@ impl Elector {
     /// Reads the Lease and takes it (absent, released, expired or already this replica's),
     /// writing with the read's resourceVersion as precondition.
     async fn try_acquire_or_renew(&mut self, now: Instant) -> Result<Attempt, kube::Error> {
-        let name = &self.config.lease_name;
-        let Some(mut lease) = self.leases.get_opt(name).await? else {
+        let name = self.config.lease_name.clone();
+        let Some(mut lease) = self.leases.get_opt(&name).await? else {
             let lease = Lease {
                 metadata: ObjectMeta {
                     name: Some(name.clone()),
@@ -327,7 +325,11 @@ impl Elector {
             return Ok(Attempt::HeldElsewhere(holder));
         }
         lease.spec = Some(self.taken(&spec));
-        match self.leases.replace(name, &PostParams::default(), &lease).await {
+        match self
+            .leases
+            .replace(&name, &PostParams::default(), &lease)
+            .await
+        {
             Ok(written) => {
                 self.observe(written.spec.unwrap_or_default(), now);
                 Ok(Attempt::Holds)

@@ -657,7 +657,10 @@ impl Term<'_> {
             let _ = stop.send(());
         }
         let timeout = config.graceful_shutdown_timeout;
-        if tokio::time::timeout(timeout, &mut controllers).await.is_err() {
+        if tokio::time::timeout(timeout, &mut controllers)
+            .await
+            .is_err()
+        {
             ctx.gate.close();
             tracing::warn!(
                 ?timeout,

@@ -215,7 +215,10 @@ mod tests {
                 .code,
             409
         );
-        assert!(plan.check(&key(Verb::Patch, "configmaps"), "a", "").is_none());
+        assert!(
+            plan.check(&key(Verb::Patch, "configmaps"), "a", "")
+                .is_none()
+        );
     }
 
     #[test]
@@ -248,7 +251,10 @@ mod tests {
         let plan = FaultPlan::default();
         plan.add_failures(1, 503, RequestFilter::any().user_agent("(replica-a)"));
         let patch = key(Verb::Patch, "leases");
-        assert!(plan.check(&patch, "a", "capt-host/0.1.0 (replica-b)").is_none());
+        assert!(
+            plan.check(&patch, "a", "capt-host/0.1.0 (replica-b)")
+                .is_none()
+        );
         assert_eq!(
             plan.check(&patch, "a", "capt-host/0.1.0 (replica-a)")
                 .map(|e| e.code),

@@ -163,9 +163,17 @@ async fn the_full_chain_converges_on_every_object_including_the_cluster() {
     let probes = operator.probe_addr().expect("a probe address");
     assert_eq!(http_get(probes, "/healthz").await, (200, "ok".to_owned()));
     assert_eq!(http_get(probes, "/readyz").await, (200, "ok".to_owned()));
-    assert_eq!(http_get(probes, "/metrics").await.0, 404, "metrics have their own port");
+    assert_eq!(
+        http_get(probes, "/metrics").await.0,
+        404,
+        "metrics have their own port"
+    );
     let addr = operator.metrics_addr().expect("a metrics address");
-    assert_eq!(http_get(addr, "/healthz").await.0, 404, "probes have their own port");
+    assert_eq!(
+        http_get(addr, "/healthz").await.0,
+        404,
+        "probes have their own port"
+    );
     let (code, text) = http_get(addr, "/metrics").await;
     assert_eq!(code, 200);
     assert!(

@@ -73,9 +73,12 @@ impl Replica {
     /// Waits for the process to exit.
     async fn exited(&mut self) -> ExitStatus {
         let log = self.log.display().to_string();
-        within(&format!("{} to exit (log: {log})", self.identity), self.child.wait())
-            .await
-            .expect("the process status")
+        within(
+            &format!("{} to exit (log: {log})", self.identity),
+            self.child.wait(),
+        )
+        .await
+        .expect("the process status")
     }
 }
 
@@ -122,7 +125,9 @@ async fn takeover(fault: impl FnOnce(&Faults, RequestFilter)) {
 
     fault(
         &server.faults(),
-        RequestFilter::any().resource("leases").user_agent("(replica-a)"),
+        RequestFilter::any()
+            .resource("leases")
+            .user_agent("(replica-a)"),
     );
     // Inputs change while the leader cannot renew: it may write until its renew deadline.
     capt.provision_vpc("demo").await;
@@ -131,7 +136,10 @@ async fn takeover(fault: impl FnOnce(&Faults, RequestFilter)) {
     })
     .await;
     let status = a.exited().await;
-    assert!(!status.success(), "a leader that lost the Lease exits non-zero: {status}");
+    assert!(
+        !status.success(),
+        "a leader that lost the Lease exits non-zero: {status}"
+    );
     // The new leader converges what changes next.
     capt.provision_control_plane("demo").await;
     eventually("every object to converge", || capt.converged("demo")).await;
@@ -181,7 +189,12 @@ async fn sigterm_with_a_hung_write_drains_within_its_deadline_releases_the_lease
     let mut a = Replica::spawn(
         &server,
         "replica-a",
-        &["--graceful-shutdown-timeout", "1s", "--kube-api-timeout", "10m"],
+        &[
+            "--graceful-shutdown-timeout",
+            "1s",
+            "--kube-api-timeout",
+            "10m",
+        ],
     );
     eventually("replica-a to lead", || async {
         holder(&server).as_deref() == Some("replica-a")
@@ -194,9 +207,10 @@ async fn sigterm_with_a_hung_write_drains_within_its_deadline_releases_the_lease
     );
     capt.create("demo").await;
     eventually("a patch of replica-a to hang", || async {
-        server.request_log().iter().any(|r| {
-            a.sent(r) && r.key.verb == Verb::Patch && r.answered.is_none()
-        })
+        server
+            .request_log()
+            .iter()
+            .any(|r| a.sent(r) && r.key.verb == Verb::Patch && r.answered.is_none())
     })
     .await;
 

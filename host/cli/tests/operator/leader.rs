@@ -140,7 +140,11 @@ async fn a_leader_that_loses_the_lease_stops_writing_and_ends() {
         matches!(ended, Err(OperatorError::LeadershipLost)),
         "{ended:?}"
     );
-    assert_eq!(operator_patches(&server), 0, "patches after the Lease was lost");
+    assert_eq!(
+        operator_patches(&server),
+        0,
+        "patches after the Lease was lost"
+    );
     assert_eq!(server.requests().writes_to("events"), 0);
     assert_eq!(holder(&server).as_deref(), Some("intruder"));
 }

@@ -465,9 +465,12 @@ fn the_probes_have_their_own_port_apart_from_the_metrics() {
         assert_eq!(get["port"], json!("health"), "{probe} on the probe port");
     }
     let deployment = object("Deployment", "capt-status");
-    let grace = support::at(&deployment, "spec.template.spec.terminationGracePeriodSeconds")
-        .and_then(Value::as_u64)
-        .expect("a termination grace period");
+    let grace = support::at(
+        &deployment,
+        "spec.template.spec.terminationGracePeriodSeconds",
+    )
+    .and_then(Value::as_u64)
+    .expect("a termination grace period");
     assert!(
         grace > 60,
         "room for the drain (30s) and the Lease release (30s): {grace}"
