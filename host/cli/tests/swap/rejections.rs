@@ -17,7 +17,7 @@ async fn every_bad_module_is_rejected_and_the_running_one_keeps_serving() {
     config.max_module_bytes = 2 << 20;
     let (operator, reports) = start(&server, "rejections", config).await;
     let tally = Tally::start(reports);
-    let addr = operator.http_addr().unwrap();
+    let addr = operator.probe_addr().unwrap();
     capt.converge("demo").await;
 
     let mut oversized = b"\0asm\x0d\0\x01\0".to_vec();

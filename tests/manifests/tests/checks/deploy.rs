@@ -70,9 +70,10 @@ const ARGS: &[&str] = &[
     "run",
     "--module=/etc/capt/policy/policy.wasm",
     "--settings=/etc/capt/policy/settings.yaml",
-    "--metrics-addr=0.0.0.0:8080",
-    "--leader-election",
-    "--lease-name=capt-status",
+    "--metrics-bind-address=:8080",
+    "--health-probe-bind-address=:8081",
+    "--leader-elect",
+    "--leader-election-id=capt-status",
     "--log-format=json",
 ];
 
@@ -465,6 +466,43 @@ fn the_deployment_runs_two_replicas_with_leader_election_under_its_service_accou
             "{name} comes from the downward API"
         );
     }
+}
+
+#[test]
+fn the_probes_have_their_own_port_apart_from_the_metrics() {
+    let container = container();
+    let ports = container
+        .get("ports")
+        .and_then(Value::as_array)
+        .expect("ports");
+    let port = |name: &str| {
+        ports
+            .iter()
+            .find(|p| p["name"] == name)
+            .and_then(|p| p["containerPort"].as_u64())
+            .unwrap_or_else(|| panic!("no port {name}"))
+    };
+    assert_eq!(port("metrics"), 8080, "--metrics-bind-address");
+    assert_eq!(port("health"), 8081, "--health-probe-bind-address");
+    for (probe, path) in [("livenessProbe", "/healthz"), ("readinessProbe", "/readyz")] {
+        let get = container
+            .get(probe)
+            .and_then(|p| p.get("httpGet"))
+            .unwrap_or_else(|| panic!("no {probe}"));
+        assert_eq!(get["path"], json!(path), "{probe}");
+        assert_eq!(get["port"], json!("health"), "{probe} on the probe port");
+    }
+    let deployment = object("Deployment", "capt-status");
+    let grace = support::at(
+        &deployment,
+        "spec.template.spec.terminationGracePeriodSeconds",
+    )
+    .and_then(Value::as_u64)
+    .expect("a termination grace period");
+    assert!(
+        grace > 60,
+        "room for the drain (30s) and the Lease release (30s): {grace}"
+    );
 }
 
 #[test]
