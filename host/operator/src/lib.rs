@@ -23,8 +23,9 @@
 //! One module per job: [`config`](OperatorConfig), `kinds` (discovery), `object` (objects as
 //! the operator holds them: [`CachedObject`]), `cache`, `dispatch`, `echo` (the operator's own
 //! writes), `index` (per-trigger state, bounded), `gather` (the rounds' object source),
-//! `reconcile`, `apply`, `events`, `leader` (the Lease and the write gate), `metrics`, `http`
-//! (probes, `/metrics` and `/policy`), `error`. This module wires them and runs leadership
+//! `secrets` (whose Secrets may be read), `reconcile`, `output` (the check of a policy's
+//! patches), `apply`, `contention` (a second writer of the same status), `events`, `leader`
+//! (the Lease and the write gate), `metrics`, `http` (probes, `/metrics` and `/policy`), `error`. This module wires them and runs leadership
 //! terms until shutdown.
 //!
 //! The policy runs from a [`PolicySlot`] (`capt_host_runtime`): whoever holds the slot may
@@ -43,6 +44,7 @@
 mod apply;
 mod cache;
 mod config;
+mod contention;
 mod dispatch;
 mod echo;
 mod error;
@@ -55,7 +57,9 @@ mod leader;
 pub mod manifests;
 mod metrics;
 mod object;
+mod output;
 mod reconcile;
+mod secrets;
 
 use std::future::Future;
 use std::net::SocketAddr;
@@ -73,6 +77,7 @@ use tokio::task::JoinHandle;
 use tracing::Instrument as _;
 
 use self::cache::Cache;
+use self::contention::Contention;
 use self::dispatch::{Dispatcher, TermSenders};
 use self::events::EventPublisher;
 use self::http::Probes;
@@ -80,11 +85,12 @@ use self::index::TriggerIndex;
 use self::leader::{Election, LeaderGate};
 use self::metrics::Metrics;
 use self::reconcile::{Context, error_policy, reconcile};
+use self::secrets::SecretScope;
 use capt_host_core::error_chain;
 use capt_host_runtime::PolicySlot;
 
 pub use self::config::{LeaderElection, OperatorConfig, RetryPolicy};
-pub use self::error::{OperatorError, ReconcileError};
+pub use self::error::{OperatorError, ReconcileError, Refusal};
 pub use self::kinds::{DiscoveryError, KindInfo, KindKey, Kinds, ObjectKey};
 pub use self::object::CachedObject;
 pub use self::reconcile::{ReconcileResult, Reconciled};
@@ -453,6 +459,8 @@ async fn operate(
         ),
         metrics: shared.metrics.clone(),
         retry: config.retry,
+        secrets: Arc::new(SecretScope::new(config.secret_namespaces.clone())),
+        contention: Contention::new(config.contested_backoff),
         field_manager: config.reporter.clone(),
         observers: shared.observers.clone(),
     });

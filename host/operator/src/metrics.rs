@@ -8,9 +8,11 @@ use prometheus_client::encoding::text::encode;
 use prometheus_client::registry::Registry;
 
 use super::apply::ApplyMetrics;
+use super::contention::ContentionMetrics;
 use super::events::EventMetrics;
 use super::gather::GuestMetrics;
 use super::leader::LeaderMetrics;
+use super::output::OutputMetrics;
 use super::reconcile::ReconcileMetrics;
 
 /// The prefix of every metric name.
@@ -26,6 +28,8 @@ pub struct Metrics {
     pub(crate) reconcile: ReconcileMetrics,
     pub(crate) guest: GuestMetrics,
     pub(crate) apply: ApplyMetrics,
+    pub(crate) output: OutputMetrics,
+    pub(crate) contention: ContentionMetrics,
     pub(crate) events: EventMetrics,
     pub(crate) leader: LeaderMetrics,
 }
@@ -38,6 +42,8 @@ impl Metrics {
             reconcile: ReconcileMetrics::register(&mut registry),
             guest: GuestMetrics::register(&mut registry),
             apply: ApplyMetrics::register(&mut registry),
+            output: OutputMetrics::register(&mut registry),
+            contention: ContentionMetrics::register(&mut registry),
             events: EventMetrics::register(&mut registry),
             leader: LeaderMetrics::register(&mut registry),
             registry,
