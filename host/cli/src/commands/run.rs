@@ -146,6 +146,25 @@ pub struct Run {
         value_parser = clap::value_parser!(u16).range(1..=256)
     )]
     concurrency: u16,
+    /// Namespaces whose Secrets may be read besides the trigger's own (comma-separated); a
+    /// Secret elsewhere reaches the policy as missing. Default: none. See deploy/README.md.
+    #[arg(
+        long,
+        value_name = "NS,...",
+        env = "CAPT_SECRET_NAMESPACES",
+        value_delimiter = ','
+    )]
+    secret_namespaces: Vec<String>,
+    /// How long to stop writing an object's status once another field manager keeps
+    /// overwriting the fields this operator writes (a second writer; docs/second-writer.md).
+    #[arg(
+        long,
+        value_name = "DURATION",
+        env = "CAPT_CONTESTED_BACKOFF",
+        default_value = "5m",
+        value_parser = duration
+    )]
+    contested_backoff: Duration,
 }
 
 impl Run {
@@ -174,6 +193,8 @@ impl Run {
             probation_duration,
             limits,
             concurrency,
+            secret_namespaces,
+            contested_backoff,
         } = self;
         anyhow::ensure!(
             (0.0..=1.0).contains(&rollback_ratio),
@@ -250,6 +271,8 @@ impl Run {
             config.namespace = namespace;
             config.metrics_addr = Some(metrics_addr);
             config.concurrency = concurrency;
+            config.secret_namespaces = secret_namespaces;
+            config.contested_backoff = contested_backoff;
             let lease_name = lease_name.unwrap_or(name);
             let lease_namespace = lease_namespace
                 .or_else(|| non_empty_env("POD_NAMESPACE"))

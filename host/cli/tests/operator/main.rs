@@ -13,10 +13,15 @@
 //!   watch history;
 //! - `leader`: only the leader writes; a standby takes over after a graceful shutdown and after
 //!   a lost Lease;
-//! - `invalid`: an object the policy rejects is a Warning event and backoff, not a panic.
+//! - `invalid`: an object the policy rejects is a Warning event and backoff, not a panic;
+//! - `output`: a response patching an object the policy was not given, or without its
+//!   resourceVersion, is refused and nothing of it is written;
+//! - `secrets`: Secrets are read only in the trigger's namespace and the configured ones;
+//! - `contention`: a second writer of the same status is reported once and not fought.
 
 mod chain;
 mod common;
+mod contention;
 #[allow(dead_code, reason = "each binary uses part of it")]
 #[path = "../../src/embedded.rs"]
 mod embedded;
@@ -36,5 +41,7 @@ mod faults;
 mod harness;
 mod invalid;
 mod leader;
+mod output;
 mod retrigger;
+mod secrets;
 mod steady;
