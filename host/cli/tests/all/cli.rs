@@ -35,7 +35,8 @@ fn yaml(text: &str) -> Value {
     serde_yaml_ng::from_str(text).expect("output is YAML")
 }
 
-fn temp_file(name: &str, contents: &[u8]) -> PathBuf {
+/// Writes `contents` to `name` in the test binary's temporary folder (`CARGO_TARGET_TMPDIR`).
+pub(crate) fn temp_file(name: &str, contents: &[u8]) -> PathBuf {
     let path = Path::new(env!("CARGO_TARGET_TMPDIR")).join(name);
     std::fs::write(&path, contents).unwrap();
     path
