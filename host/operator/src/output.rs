@@ -21,12 +21,12 @@ use super::gather::Observed;
 use super::kinds::ObjectKey;
 
 /// Checks every patch of a response; the first one refused, if any.
-pub(crate) fn check(
-    patches: &[Patch],
+pub(crate) fn check<'p>(
+    patches: &'p [Patch],
     reads: &[KindRef],
     observed: &HashMap<ObjectKey, Observed>,
     metrics: &OutputMetrics,
-) -> Result<(), ReconcileError> {
+) -> Result<(), Refused<'p>> {
     for patch in patches {
         if let Err(reason) = check_one(patch, reads, observed) {
             metrics
@@ -35,13 +35,27 @@ pub(crate) fn check(
                     reason: reason.label(),
                 })
                 .inc();
-            return Err(ReconcileError::RefusedPatch {
-                target: patch.target.clone(),
-                reason,
-            });
+            return Err(Refused { patch, reason });
         }
     }
     Ok(())
+}
+
+/// A refused patch of a response, and why: [`ReconcileError::RefusedPatch`] once the
+/// reconcile fails with it.
+#[derive(Debug)]
+pub(crate) struct Refused<'p> {
+    patch: &'p Patch,
+    reason: Refusal,
+}
+
+impl From<Refused<'_>> for ReconcileError {
+    fn from(refused: Refused<'_>) -> Self {
+        Self::RefusedPatch {
+            target: refused.patch.target.clone(),
+            reason: refused.reason,
+        }
+    }
 }
 
 fn check_one(
@@ -139,11 +153,9 @@ mod tests {
 
     fn refusal(patches: &[Patch]) -> Option<Refusal> {
         let (reads, observed, metrics) = setup();
-        match check(patches, &reads, &observed, &metrics) {
-            Ok(()) => None,
-            Err(ReconcileError::RefusedPatch { reason, .. }) => Some(reason),
-            Err(other) => panic!("not a refusal: {other}"),
-        }
+        check(patches, &reads, &observed, &metrics)
+            .err()
+            .map(|refused| refused.reason)
     }
 
     #[test]
@@ -183,6 +195,7 @@ mod tests {
             patch(thing("other"), Some("1")),
         ];
         let error = check(&patches, &reads, &observed, &metrics).expect_err("refused");
+        let error = ReconcileError::from(error);
         assert_eq!(
             error.to_string(),
             "refused the policy's patch of Thing/ns/other: the object was not sent to the \
