@@ -9,9 +9,12 @@
 //! 2. Otherwise the precondition is the guest's `resource-version`, or, when an earlier patch
 //!    of this response wrote the same object, the version that patch returned (chaining). It
 //!    goes into `metadata.resourceVersion` of the body, where the API server checks it.
-//! 3. The leader gate is checked, and the patch is sent to the status subresource or the
+//! 3. A status patch of an object another field manager keeps overwriting is held, not sent
+//!    ([`Contention`](super::contention::Contention)); the trigger looks again after the
+//!    back-off.
+//! 4. The leader gate is checked, and the patch is sent to the status subresource or the
 //!    object (a status patch of a kind without the subresource goes to the object).
-//! 4. While the request is in flight, the [`Dispatcher`](super::dispatch::Dispatcher) holds
+//! 5. While the request is in flight, the [`Dispatcher`](super::dispatch::Dispatcher) holds
 //!    the object's changes; the version it produced is the trigger's own write, whose watch
 //!    event (its echo) does not reconcile the trigger again.
 //!
@@ -20,7 +23,7 @@
 //! [`ReconcileError::Write`].
 
 use std::collections::{HashMap, HashSet};
-use std::sync::Arc;
+use std::time::{Duration, Instant};
 
 use capt_policy::{Patch, Subresource};
 use kube::ResourceExt as _;
@@ -31,7 +34,9 @@ use prometheus_client::metrics::family::Family;
 use prometheus_client::registry::Registry;
 use serde_json::{Map, Value};
 
-use super::error::ReconcileError;
+use super::contention::{self, Verdict};
+use super::error::{ReconcileError, Refusal};
+use super::gather::Observed;
 use super::kinds::ObjectKey;
 use super::reconcile::Context;
 
@@ -44,6 +49,19 @@ pub(crate) struct Applied {
     pub(crate) unapplied: HashSet<ObjectKey>,
     /// The failure that stopped the response, if any.
     pub(crate) error: Option<ReconcileError>,
+    /// When status writes were held because their objects are contested: when to look again.
+    pub(crate) retry_in: Option<Duration>,
+}
+
+/// What became of one patch.
+enum Outcome {
+    /// Sent and accepted.
+    Written,
+    /// Not sent: it changes nothing.
+    Unchanged,
+    /// Not sent: its object's status is contested
+    /// ([`Contention`](super::contention::Contention)); look again after this.
+    Held(Duration),
 }
 
 /// An object as this response last saw it.
@@ -53,19 +71,24 @@ struct Known {
     written_version: Option<String>,
 }
 
-/// Applies `patches` of `trigger`'s reconcile in order; `observed` holds the manifests the
-/// policy was given.
+/// Applies `patches` of `trigger`'s reconcile in order (checked by [`super::output::check`]);
+/// `observed` holds the objects the policy was given.
 pub(crate) async fn apply(
     ctx: &Context,
     trigger: &ObjectKey,
     patches: &[Patch],
-    observed: &HashMap<ObjectKey, Arc<str>>,
+    observed: &HashMap<ObjectKey, Observed>,
 ) -> Applied {
     let mut applied = Applied::default();
     let mut known: HashMap<ObjectKey, Known> = HashMap::new();
     for (position, patch) in patches.iter().enumerate() {
         match apply_one(ctx, trigger, patch, observed, &mut known).await {
-            Ok(wrote) => applied.writes += usize::from(wrote),
+            Ok(Outcome::Written) => applied.writes += 1,
+            Ok(Outcome::Unchanged) => {}
+            Ok(Outcome::Held(retry_in)) => {
+                applied.unapplied.insert(ObjectKey::of(&patch.target));
+                applied.retry_in = Some(applied.retry_in.map_or(retry_in, |r| r.min(retry_in)));
+            }
             Err(error) => {
                 applied.unapplied = patches[position..]
                     .iter()
@@ -79,21 +102,24 @@ pub(crate) async fn apply(
     applied
 }
 
-/// Applies one patch; `Ok(false)` when it was skipped because it changes nothing.
+/// Applies one patch.
 async fn apply_one(
     ctx: &Context,
     trigger: &ObjectKey,
     patch: &Patch,
-    observed: &HashMap<ObjectKey, Arc<str>>,
+    observed: &HashMap<ObjectKey, Observed>,
     known: &mut HashMap<ObjectKey, Known>,
-) -> Result<bool, ReconcileError> {
+) -> Result<Outcome, ReconcileError> {
     let target = &patch.target;
     let key = ObjectKey::of(target);
     let info = ctx
         .cache
         .kinds()
         .get(&key.kind)
-        .ok_or_else(|| ReconcileError::UndeclaredKind(target.clone()))?
+        .ok_or_else(|| ReconcileError::RefusedPatch {
+            target: target.clone(),
+            reason: Refusal::KindNotRead,
+        })?
         .clone();
     let merge_patch = match serde_json::from_str(&patch.merge_patch) {
         Ok(Value::Object(fields)) => fields,
@@ -107,7 +133,7 @@ async fn apply_one(
         None => {
             parsed = observed
                 .get(&key)
-                .and_then(|m| serde_json::from_str(m).ok());
+                .and_then(|o| serde_json::from_str(&o.manifest).ok());
             parsed.as_ref()
         }
     };
@@ -116,7 +142,18 @@ async fn apply_one(
     {
         ctx.metrics.apply.skipped.inc();
         tracing::debug!(target = %target, subresource = label(to_status), "patch skipped: it changes nothing");
-        return Ok(false);
+        return Ok(Outcome::Unchanged);
+    }
+    let status_patch = patch.subresource == Subresource::Status;
+    if status_patch
+        && let Some(base) = base
+        && let Verdict::Hold { retry_in, report } = ctx.contention.check(&key, base, Instant::now())
+    {
+        if let Some(fields) = report {
+            contention::report(ctx, &info, target, &fields).await;
+        }
+        tracing::debug!(target = %target, ?retry_in, "status write held: the object is contested");
+        return Ok(Outcome::Held(retry_in));
     }
     let precondition = match (&patch.resource_version, known.get(&key)) {
         (None, _) => None,
@@ -163,14 +200,20 @@ async fn apply_one(
                 "patched"
             );
             write.finish(written.resource_version());
+            let manifest = serde_json::from_str(&written.manifest()).unwrap_or(Value::Null);
+            if status_patch {
+                let cache = &ctx.cache;
+                ctx.contention
+                    .wrote(&key, &body, &manifest, |k| cache.version(k).is_some());
+            }
             known.insert(
                 key,
                 Known {
                     written_version: written.resource_version(),
-                    manifest: serde_json::from_str(&written.manifest()).unwrap_or(Value::Null),
+                    manifest,
                 },
             );
-            Ok(true)
+            Ok(Outcome::Written)
         }
         Err(kube::Error::Api(status)) if status.code == 409 => {
             ctx.metrics.apply.conflicts.inc();

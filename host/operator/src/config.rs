@@ -46,6 +46,13 @@ pub struct OperatorConfig {
     /// How long to wait before discovering again kinds the API server does not serve yet
     /// (CRDs not installed). Default 10 s.
     pub discovery_retry: Duration,
+    /// Namespaces whose Secrets a reconcile may read besides the trigger's own; a Secret
+    /// elsewhere reaches the policy as missing. Default: none (`--secret-namespaces`).
+    pub secret_namespaces: Vec<String>,
+    /// How long the operator stops writing an object once another field manager keeps
+    /// overwriting the status fields it writes (a second writer). Default 5 min
+    /// (`--contested-backoff`).
+    pub contested_backoff: Duration,
 }
 
 impl OperatorConfig {
@@ -66,6 +73,8 @@ impl OperatorConfig {
             concurrency: 16,
             retry: RetryPolicy::default(),
             discovery_retry: Duration::from_secs(10),
+            secret_namespaces: Vec::new(),
+            contested_backoff: Duration::from_secs(300),
         }
     }
 }

@@ -32,9 +32,15 @@ pub enum ReconcileError {
         #[source]
         source: kube::Error,
     },
-    /// The policy patched an object of a kind it does not declare in its metadata. Terminal.
-    #[error("the policy patched {0}, whose kind is not among its triggers or reads")]
-    UndeclaredKind(ObjectRef),
+    /// The policy's response patches an object it may not patch (see [`Refusal`]): nothing
+    /// of the response was written, no event recorded. Terminal.
+    #[error("refused the policy's patch of {target}: {reason}")]
+    RefusedPatch {
+        /// The patched object.
+        target: ObjectRef,
+        /// Why the patch is refused.
+        reason: Refusal,
+    },
     /// The policy's merge patch is not a JSON object. Terminal.
     #[error("the policy's merge patch for {target} is invalid: {reason}")]
     InvalidPatch {
@@ -68,7 +74,9 @@ impl ReconcileError {
             Self::Rounds(error) => error.is_transient(),
             Self::Write { source, .. } => is_transient_api_error(source),
             Self::Conflict { .. } | Self::NotLeader | Self::Task(_) => true,
-            Self::UndeclaredKind(_) | Self::InvalidPatch { .. } | Self::Unreadable { .. } => false,
+            Self::RefusedPatch { .. } | Self::InvalidPatch { .. } | Self::Unreadable { .. } => {
+                false
+            }
         }
     }
 
@@ -97,7 +105,7 @@ impl ReconcileError {
             Self::Rounds(RoundError::TriggerMissing(_)) => "trigger_missing",
             Self::Conflict { .. } => "conflict",
             Self::Write { .. } => "write",
-            Self::UndeclaredKind(_) => "undeclared_kind",
+            Self::RefusedPatch { .. } => "refused_patch",
             Self::InvalidPatch { .. } => "invalid_patch",
             Self::NotLeader => "not_leader",
             Self::Task(_) => "task",
@@ -111,12 +119,46 @@ impl ReconcileError {
         match self {
             Self::Conflict { .. } | Self::NotLeader => None,
             Self::Rounds(RoundError::Source { .. }) => Some("ReadFailed"),
-            Self::Rounds(_) | Self::UndeclaredKind(_) | Self::InvalidPatch { .. } => {
-                Some("PolicyFailed")
-            }
+            Self::Rounds(_) | Self::InvalidPatch { .. } => Some("PolicyFailed"),
+            Self::RefusedPatch { .. } => Some("PatchRefused"),
             Self::Write { .. } => Some("WriteFailed"),
             Self::Task(_) => Some("ReconcileFailed"),
             Self::Unreadable { .. } => Some("UnreadableObject"),
+        }
+    }
+}
+
+/// Why the host refuses a patch of a policy's response: a policy may patch only what it was
+/// given in this reconcile, at the version it was given (`wit/policy.wit`, record `patch`).
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum Refusal {
+    /// The target's kind is not among the `reads` of the policy's metadata.
+    #[error("its kind is not among the policy's reads")]
+    KindNotRead,
+    /// The target is neither the trigger nor an object sent to the policy in this reconcile.
+    #[error("the object was not sent to the policy in this reconcile")]
+    NotSent,
+    /// The patch carries no `resourceVersion`: it would be written unconditionally.
+    #[error("it carries no resourceVersion")]
+    NoResourceVersion,
+    /// The patch's `resourceVersion` is not the one the object was sent with.
+    #[error("its resourceVersion {patched} is not {sent}, the one the object was sent with")]
+    OtherResourceVersion {
+        /// The version the patch carries.
+        patched: String,
+        /// The version the object was sent with (empty when it had none).
+        sent: String,
+    },
+}
+
+impl Refusal {
+    /// A short, fixed name for the `reason` label of `patches_refused_total`.
+    pub fn label(&self) -> &'static str {
+        match self {
+            Self::KindNotRead => "kind_not_read",
+            Self::NotSent => "not_sent",
+            Self::NoResourceVersion => "no_resource_version",
+            Self::OtherResourceVersion { .. } => "other_resource_version",
         }
     }
 }

@@ -4,8 +4,10 @@
 //! Objects of watched kinds come from the cache, without a request. Objects of other kinds
 //! (and of namespaces outside the watched one) are read with one GET each, when a reconcile
 //! requires them. The gatherer remembers every object it was asked for, found or not (the
-//! trigger's dependencies), and the manifest it handed the policy for each (the base a patch
-//! is compared with, to skip writes that change nothing).
+//! trigger's dependencies), and the manifest and resourceVersion it handed the policy for each
+//! (what a patch may target, and the base it is compared with, to skip writes that change
+//! nothing). A Secret outside the namespaces the [`SecretScope`] allows is reported missing,
+//! without a request.
 
 use std::cell::RefCell;
 use std::collections::{HashMap, HashSet};
@@ -20,6 +22,7 @@ use tokio::runtime::Handle;
 
 use super::cache::{Cache, Lookup};
 use super::kinds::ObjectKey;
+use super::secrets::SecretScope;
 use capt_host_core::rounds::ObjectSource;
 use capt_host_core::{BoxError, Policy, PolicyError};
 
@@ -29,8 +32,17 @@ pub(crate) struct Reads {
     /// Every object asked for, found or missing, and how it was read (only objects of watched
     /// kinds can trigger reconciles when they change).
     pub(crate) keys: HashMap<ObjectKey, Read>,
-    /// The manifest handed to the policy (JSON text), for each object found.
-    pub(crate) observed: HashMap<ObjectKey, Arc<str>>,
+    /// What was handed to the policy, for each object found.
+    pub(crate) observed: HashMap<ObjectKey, Observed>,
+}
+
+/// One object as it was handed to the policy.
+#[derive(Debug, Clone)]
+pub(crate) struct Observed {
+    /// The manifest (JSON text).
+    pub(crate) manifest: Arc<str>,
+    /// Its `metadata.resourceVersion`.
+    pub(crate) resource_version: Option<String>,
 }
 
 /// How one object was read.
@@ -76,15 +88,26 @@ impl Reads {
 /// Used from a blocking thread (the policy call is CPU-bound): GETs run on `runtime`.
 pub(crate) struct Gatherer<'a> {
     cache: &'a Cache,
+    secrets: &'a SecretScope,
+    /// The trigger's namespace (whose Secrets may be read).
+    namespace: Option<&'a str>,
     runtime: Handle,
     reads: RefCell<Reads>,
 }
 
 impl<'a> Gatherer<'a> {
-    /// A gatherer over `cache`, running GETs on `runtime`.
-    pub(crate) fn new(cache: &'a Cache, runtime: Handle) -> Self {
+    /// A gatherer over `cache` for a trigger in `namespace`, reading the Secrets `secrets`
+    /// allows, running GETs on `runtime`.
+    pub(crate) fn new(
+        cache: &'a Cache,
+        secrets: &'a SecretScope,
+        namespace: Option<&'a str>,
+        runtime: Handle,
+    ) -> Self {
         Self {
             cache,
+            secrets,
+            namespace,
             runtime,
             reads: RefCell::default(),
         }
@@ -107,28 +130,40 @@ impl ObjectSource for Gatherer<'_> {
         let Some((info, lookup)) = self.cache.lookup(&key) else {
             return Err(UndeclaredKind(reference.clone()).into());
         };
-        let (manifest, read) = match lookup {
+        if !self.secrets.allows(self.namespace, &key) {
+            // Outside the allowed namespaces: missing, as far as the policy knows (and read,
+            // as far as the dependencies go, like any missing object).
+            self.reads.borrow_mut().keys.insert(key, Read::Fetched);
+            return Ok(None);
+        }
+        let (object, read) = match lookup {
             Lookup::Cached(object) => {
                 let version = object.as_ref().and_then(|o| o.resource_version());
-                (object.map(|o| o.manifest()), Read::Cached(version))
+                (
+                    object.map(|o| (o.manifest(), o.resource_version())),
+                    Read::Cached(version),
+                )
             }
             Lookup::Uncached(api) => {
                 let object = self.runtime.block_on(api.get_opt(&key.name))?;
-                let manifest = object.map(|mut o| {
+                let object = object.map(|mut o| {
                     o.fill_type(&info.api_resource);
-                    o.manifest()
+                    (o.manifest(), o.resource_version())
                 });
-                (manifest, Read::Fetched)
+                (object, Read::Fetched)
             }
         };
         let mut reads = self.reads.borrow_mut();
-        if let Some(manifest) = &manifest {
-            reads
-                .observed
-                .insert(key.clone(), Arc::from(manifest.as_str()));
-        }
-        reads.keys.insert(key, read);
-        Ok(manifest)
+        reads.keys.insert(key.clone(), read);
+        let Some((manifest, resource_version)) = object else {
+            return Ok(None);
+        };
+        let observed = Observed {
+            manifest: Arc::from(manifest.as_str()),
+            resource_version,
+        };
+        reads.observed.insert(key, observed);
+        Ok(Some(manifest))
     }
 }
 

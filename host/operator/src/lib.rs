@@ -23,11 +23,12 @@
 //! One module per job: [`config`](OperatorConfig), `kinds` (discovery), `object` (objects as
 //! the operator holds them: [`CachedObject`]), `cache`, `poison` (objects it cannot read),
 //! `dispatch`, `echo` (the operator's own writes), `index` (per-trigger state, bounded),
-//! `gather` (the rounds' object source),
-//! `reconcile`, `apply`, `events`, `leader` (the Lease and the write gate), `client` (request
-//! timeouts, the rate limit of `ratelimit`, the User-Agent, and the gate on every write),
-//! `health` (whether reconciles make progress), `metrics`, `http` (probes, `/metrics` and
-//! `/policy`), `error`. This module wires them and runs the leadership term until shutdown.
+//! `gather` (the rounds' object source), `secrets` (whose Secrets may be read), `reconcile`, `output` (the check of a policy's
+//! patches), `apply`, `contention` (a second writer of the same status), `events`, `leader`
+//! (the Lease and the write gate), `client` (request timeouts, the rate limit of `ratelimit`,
+//! the User-Agent, and the gate on every write), `health` (whether reconciles make progress),
+//! `metrics`, `http` (probes, `/metrics` and `/policy`), `error`. This module wires them and
+//! runs the leadership term until shutdown.
 //!
 //! The policy runs from a [`PolicySlot`] (`capt_host_runtime`): whoever holds the slot may
 //! replace the module while the operator serves. The operator knows nothing of how or why; what
@@ -49,6 +50,7 @@ mod apply;
 mod cache;
 mod client;
 mod config;
+mod contention;
 mod dispatch;
 mod echo;
 mod error;
@@ -62,9 +64,11 @@ mod leader;
 pub mod manifests;
 mod metrics;
 mod object;
+mod output;
 mod poison;
 mod ratelimit;
 mod reconcile;
+mod secrets;
 
 use std::future::Future;
 use std::net::SocketAddr;
@@ -84,6 +88,7 @@ use tracing::Instrument as _;
 
 use self::cache::Cache;
 use self::client::Clients;
+use self::contention::Contention;
 use self::dispatch::{Dispatcher, TermSenders};
 use self::events::EventPublisher;
 use self::health::Progress;
@@ -92,12 +97,13 @@ use self::index::TriggerIndex;
 use self::leader::{Election, LeaderGate};
 use self::metrics::Metrics;
 use self::reconcile::{Context, error_policy, reconcile};
+use self::secrets::SecretScope;
 use capt_host_core::error_chain;
 use capt_host_runtime::PolicySlot;
 
 pub use self::client::RequestError;
 pub use self::config::{ApiClientConfig, LeaderElection, OperatorConfig, RetryPolicy, TimingError};
-pub use self::error::{OperatorError, ReconcileError};
+pub use self::error::{OperatorError, ReconcileError, Refusal};
 pub use self::kinds::{DiscoveryError, KindInfo, KindKey, Kinds, ObjectKey};
 pub use self::object::{CachedObject, Unreadable};
 pub use self::reconcile::{ReconcileResult, Reconciled};
@@ -528,6 +534,8 @@ async fn operate(
         ),
         metrics: shared.metrics.clone(),
         retry: config.retry,
+        secrets: Arc::new(SecretScope::new(config.secret_namespaces.clone())),
+        contention: Contention::new(config.contested_backoff),
         field_manager: config.reporter.clone(),
         observers: shared.observers.clone(),
     });

@@ -8,9 +8,11 @@ use prometheus_client::encoding::text::encode;
 use prometheus_client::registry::Registry;
 
 use super::apply::ApplyMetrics;
+use super::contention::ContentionMetrics;
 use super::events::EventMetrics;
 use super::gather::GuestMetrics;
 use super::leader::LeaderMetrics;
+use super::output::OutputMetrics;
 use super::poison::PoisonMetrics;
 use super::reconcile::ReconcileMetrics;
 
@@ -27,6 +29,8 @@ pub struct Metrics {
     pub(crate) reconcile: ReconcileMetrics,
     pub(crate) guest: GuestMetrics,
     pub(crate) apply: ApplyMetrics,
+    pub(crate) output: OutputMetrics,
+    pub(crate) contention: ContentionMetrics,
     pub(crate) events: EventMetrics,
     pub(crate) leader: LeaderMetrics,
     pub(crate) poison: PoisonMetrics,
@@ -40,6 +44,8 @@ impl Metrics {
             reconcile: ReconcileMetrics::register(&mut registry),
             guest: GuestMetrics::register(&mut registry),
             apply: ApplyMetrics::register(&mut registry),
+            output: OutputMetrics::register(&mut registry),
+            contention: ContentionMetrics::register(&mut registry),
             events: EventMetrics::register(&mut registry),
             leader: LeaderMetrics::register(&mut registry),
             poison: PoisonMetrics::register(&mut registry),

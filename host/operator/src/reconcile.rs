@@ -4,6 +4,9 @@
 //!  trigger ─▶ rounds::reconcile over Gatherer (cache; GET for unwatched kinds) ─▶ response
 //!               │ (blocking thread; every round timed)          │
 //!               └─ reads ─▶ TriggerIndex (dependencies)         ▼
+//!                          output check: every patch of an object the policy was given, at
+//!                                    │   its version, else refused: nothing written
+//!                                    ▼
 //!                          apply patches (skip no-ops, chained preconditions, leader gate)
 //!                                    │ conflict/error: stop ─▶ error_policy (backoff)
 //!                                    ▼
@@ -42,6 +45,7 @@ use tracing::Instrument as _;
 use super::apply;
 use super::cache::Cache;
 use super::config::RetryPolicy;
+use super::contention::Contention;
 use super::dispatch::{Dispatcher, lock};
 use super::error::ReconcileError;
 use super::events::EventPublisher;
@@ -51,6 +55,8 @@ use super::kinds::{KindInfo, ObjectKey};
 use super::leader::LeaderGate;
 use super::metrics::Metrics;
 use super::object::CachedObject;
+use super::output;
+use super::secrets::SecretScope;
 use capt_host_core::error_chain;
 use capt_host_core::rounds::{self, RoundError};
 use capt_host_runtime::{ActivePolicy, PolicySlot};
@@ -105,6 +111,8 @@ pub(crate) struct Context {
     pub(crate) events: EventPublisher,
     pub(crate) metrics: Arc<Metrics>,
     pub(crate) retry: RetryPolicy,
+    pub(crate) secrets: Arc<SecretScope>,
+    pub(crate) contention: Contention,
     pub(crate) field_manager: String,
     pub(crate) observers: broadcast::Sender<Reconciled>,
 }
@@ -207,6 +215,12 @@ async fn run(
         Err(RoundError::TriggerMissing(_)) => return Ok((Action::await_change(), 0)),
         Err(error) => return Err(ReconcileError::Rounds(error)),
     };
+    output::check(
+        &response.patches,
+        &policy.metadata().reads,
+        &reads.observed,
+        &ctx.metrics.output,
+    )?;
     let applied = apply::apply(ctx, key, &response.patches, &reads.observed).await;
     for event in &response.events {
         let regarding = ObjectKey::of(&event.regarding);
@@ -222,9 +236,12 @@ async fn run(
     if let Some(error) = applied.error {
         return Err(error);
     }
-    let action = match response.requeue_after_millis {
-        Some(millis) => Action::requeue(Duration::from_millis(millis)),
-        None => Action::await_change(),
+    // A held (contested) write is looked at again after its back-off.
+    let requeue = response.requeue_after_millis.map(Duration::from_millis);
+    let action = match (requeue, applied.retry_in) {
+        (Some(a), Some(b)) => Action::requeue(a.min(b)),
+        (Some(after), None) | (None, Some(after)) => Action::requeue(after),
+        (None, None) => Action::await_change(),
     };
     Ok((action, applied.writes))
 }
@@ -239,6 +256,7 @@ async fn gather(
     policy: &Arc<ActivePolicy>,
 ) -> Result<(Result<capt_policy::Response, RoundError>, Reads), ReconcileError> {
     let cache = ctx.cache.clone();
+    let secrets = ctx.secrets.clone();
     let metrics = ctx.metrics.clone();
     let policy = policy.clone();
     let trigger = trigger.clone();
@@ -247,7 +265,8 @@ async fn gather(
     let now = chrono::Utc::now().timestamp_millis();
     tokio::task::spawn_blocking(move || {
         let _entered = span.enter();
-        let gatherer = Gatherer::new(&cache, runtime);
+        let namespace = trigger.namespace.as_deref();
+        let gatherer = Gatherer::new(&cache, &secrets, namespace, runtime);
         let timed = Timed::new(policy.policy(), &metrics.guest);
         let outcome =
             rounds::reconcile_knowing(&timed, &gatherer, &trigger, &known, now, policy.settings());

@@ -135,6 +135,8 @@ pub struct Run {
         value_parser = clap::value_parser!(u16).range(1..=256)
     )]
     concurrency: u16,
+    #[command(flatten)]
+    access: AccessArgs,
 }
 
 impl Run {
@@ -160,6 +162,7 @@ impl Run {
             probation_duration,
             limits,
             concurrency,
+            access,
         } = self;
         anyhow::ensure!(
             (0.0..=1.0).contains(&rollback_ratio),
@@ -243,6 +246,7 @@ impl Run {
             let mut config = OperatorConfig::new(name.clone(), identity);
             config.namespace = namespace;
             config.concurrency = concurrency;
+            access.configure(&mut config);
             let lease_name = operator_args.leader_election_id.clone().unwrap_or(name);
             let lease_namespace = operator_args
                 .leader_election_namespace
@@ -417,6 +421,38 @@ impl OperatorArgs {
             election.retry_period = self.leader_elect_retry_period;
             config.leader_election = Some(election);
         }
+    }
+}
+
+/// Which Secrets the operator may read, and how it yields to a second writer of its status.
+#[derive(Debug, Args)]
+struct AccessArgs {
+    /// Namespaces whose Secrets may be read besides the trigger's own (comma-separated); a
+    /// Secret elsewhere reaches the policy as missing. Default: none. See deploy/README.md.
+    #[arg(
+        long,
+        value_name = "NS,...",
+        env = "CAPT_SECRET_NAMESPACES",
+        value_delimiter = ','
+    )]
+    secret_namespaces: Vec<String>,
+    /// How long to stop writing an object's status once another field manager keeps
+    /// overwriting the fields this operator writes (a second writer; docs/second-writer.md).
+    #[arg(
+        long,
+        value_name = "DURATION",
+        env = "CAPT_CONTESTED_BACKOFF",
+        default_value = "5m",
+        value_parser = duration
+    )]
+    contested_backoff: Duration,
+}
+
+impl AccessArgs {
+    /// Sets what these flags decide in `config`.
+    fn configure(self, config: &mut OperatorConfig) {
+        config.secret_namespaces = self.secret_namespaces;
+        config.contested_backoff = self.contested_backoff;
     }
 }
 

@@ -3,6 +3,7 @@
 //! Crossplane, and polling, metrics and HTTP helpers.
 
 use std::collections::BTreeSet;
+use std::sync::Arc;
 use std::time::Duration;
 
 pub use crate::capt::*;
@@ -12,7 +13,9 @@ use capt_host_operator::{LeaderElection, Operator, OperatorConfig, Reconciled};
 
 use crate::operators;
 pub use crate::operators::config;
-use capt_host_runtime::PolicySlot;
+use capt_host_core::NativePolicy;
+use capt_host_runtime::{ActivePolicy, PolicySlot};
+use capt_policy::{ObjectRef, Request, Response};
 use inproc_apiserver::ApiServer;
 use kube::Client;
 use serde_json::json;
@@ -41,12 +44,38 @@ pub fn elected(identity: &str, lease_seconds: u64) -> OperatorConfig {
     config
 }
 
+/// A policy whose calls go to `reconcile`, with the embedded policy's metadata (its triggers
+/// and reads), for tests that need a response the real policy never gives.
+pub fn native(reconcile: fn(&Request) -> Result<Response, capt_policy::Error>) -> PolicySlot {
+    let metadata = policy().current().metadata().clone();
+    let native = Arc::new(NativePolicy::new(metadata, reconcile));
+    PolicySlot::new(ActivePolicy::new(native, "native", None).expect("valid settings"))
+}
+
+/// The manifest of `reference` among the objects of `request`, if it was sent.
+pub fn sent(request: &Request, reference: &ObjectRef) -> Option<serde_json::Value> {
+    let object = request
+        .objects
+        .iter()
+        .find(|o| o.reference.same_object(reference))?;
+    serde_json::from_str(&object.manifest).ok()
+}
+
 /// Starts an operator on `server` and waits until its caches are synced; with the reports
 /// of all its reconciles (collected from before the first one).
 pub async fn start(server: &ApiServer, config: OperatorConfig) -> (Operator, Reconciles) {
+    start_with(server, config, policy()).await
+}
+
+/// [`start`], running `policy`.
+pub async fn start_with(
+    server: &ApiServer,
+    config: OperatorConfig,
+    policy: PolicySlot,
+) -> (Operator, Reconciles) {
     let client =
         Client::try_from(server.kube_config().expect("a client configuration")).expect("a client");
-    let operator = Operator::start(client, config, policy())
+    let operator = Operator::start(client, config, policy)
         .await
         .expect("the operator starts");
     let reconciles = Reconciles::of(&operator);

@@ -18,10 +18,15 @@
 //!   non-zero; SIGTERM with a hung write drains within its deadline and releases the Lease;
 //! - `liveness`: `/healthz` fails while a reconcile is stuck;
 //! - `invalid`: an object the policy rejects is a Warning event and backoff, not a panic;
+//! - `output`: a response patching an object the policy was not given, or without its
+//!   resourceVersion, is refused and nothing of it is written;
+//! - `secrets`: Secrets are read only in the trigger's namespace and the configured ones;
+//! - `contention`: a second writer of the same status is reported once and not fought.
 //! - `poison`: objects the operator cannot read, and extreme ones, hold up nothing else.
 
 mod chain;
 mod common;
+mod contention;
 #[allow(dead_code, reason = "each binary uses part of it")]
 #[path = "../../src/embedded.rs"]
 mod embedded;
@@ -43,6 +48,8 @@ mod harness;
 mod invalid;
 mod leader;
 mod liveness;
+mod output;
 mod poison;
 mod retrigger;
+mod secrets;
 mod steady;

@@ -1,7 +1,9 @@
 //! The operator under `deploy/`'s RBAC: it authenticates as the ServiceAccount the
 //! kustomization binds, with exactly the roles read from its files. With them the demo world
 //! converges (statuses, the Cluster, events, leader election); without any one rule it does
-//! not; reads outside the grants are refused.
+//! not; reads outside the grants are refused. Secrets are readable only where the secret reader
+//! is bound with a RoleBinding (deploy/README.md, "Secrets"): here in the demo's namespace,
+//! `default`, and nowhere else.
 
 use std::time::Duration;
 
@@ -13,6 +15,7 @@ use kube::Client;
 use kube::api::{Api, DeleteParams, ListParams};
 use kube_harness::KubeServer;
 use kube_harness::rbac::Grants;
+use serde_json::json;
 
 use crate::common::{PATIENCE, config, holds_within, server, start};
 use crate::world;
@@ -20,6 +23,38 @@ use crate::world;
 /// How long a run without one rule is given to converge anyway (it never should; the full
 /// grants converge in about a second).
 const WITHOUT_RULE_PATIENCE: Duration = Duration::from_secs(15);
+
+/// The ClusterRole of deploy/ that reads Secrets, bound by users per namespace.
+const SECRET_READER: &str = "capt-status-secret-reader";
+/// The namespace of the demo world, where the secret reader is bound.
+const WORLD_NAMESPACE: &str = "default";
+
+/// Binds the secret reader to the ServiceAccount of `grants` in `namespace`, as
+/// deploy/README.md ("Secrets") tells users to.
+async fn bind_secret_reader(server: &KubeServer, grants: &Grants, namespace: &str) {
+    let binding = json!({
+        "apiVersion": "rbac.authorization.k8s.io/v1",
+        "kind": "RoleBinding",
+        "metadata": {"name": SECRET_READER, "namespace": namespace},
+        "roleRef": {
+            "apiGroup": "rbac.authorization.k8s.io",
+            "kind": "ClusterRole",
+            "name": SECRET_READER,
+        },
+        "subjects": [{
+            "kind": "ServiceAccount",
+            "name": grants.service_account(),
+            "namespace": grants.namespace,
+        }],
+    });
+    let api = server.api_for(&binding).await.expect("a served kind");
+    if api.get_opt(SECRET_READER).await.expect("a read").is_none() {
+        server
+            .create(&binding)
+            .await
+            .expect("the binding is created");
+    }
+}
 
 /// Replaces the grants on `server` with `grants`.
 async fn grant(server: &KubeServer, grants: &Grants) {
@@ -89,17 +124,25 @@ async fn the_operator_needs_every_rule_of_deploy_and_reads_nothing_else() {
     assert!(rules.len() >= 5, "deploy/ grants rules: {rules:?}");
 
     grant(&server, &grants).await;
+    let client = service_account(&server, &grants).await;
+    let refused = |result: Result<_, kube::Error>| matches!(result, Err(kube::Error::Api(ref s)) if s.code == 403);
+    // deploy/ alone grants no Secret anywhere.
+    let secrets: Api<Secret> = Api::namespaced(client.clone(), WORLD_NAMESPACE);
+    assert!(refused(secrets.get("any").await.map(drop)));
+
+    bind_secret_reader(&server, &grants, WORLD_NAMESPACE).await;
     assert!(
         operator_converges(&server, &grants, PATIENCE).await,
         "the operator converges the demo world with deploy/'s grants"
     );
-
-    let client = service_account(&server, &grants).await;
-    let refused = |result: Result<_, kube::Error>| matches!(result, Err(kube::Error::Api(ref s)) if s.code == 403);
-    let secrets: Api<Secret> = Api::default_namespaced(client.clone());
+    // Bound in the world's namespace: `get` there (the Secret does not exist: 404, not 403),
+    // never `list`, and nothing in other namespaces.
+    assert!(!refused(secrets.get("any").await.map(drop)));
     assert!(refused(
         secrets.list(&ListParams::default()).await.map(drop)
     ));
+    let elsewhere: Api<Secret> = Api::namespaced(client.clone(), "kube-public");
+    assert!(refused(elsewhere.get("any").await.map(drop)));
     let config_maps: Api<ConfigMap> = Api::default_namespaced(client.clone());
     assert!(refused(
         config_maps.list(&ListParams::default()).await.map(drop)

@@ -52,11 +52,14 @@ const CLUSTER_ROLE: &[(&str, &str, &[&str])] = &[
         &["patch"],
     ),
     ("cluster.x-k8s.io", "clusters/status", &["patch"]),
-    // Connection secrets, fetched one by one.
-    ("", "secrets", &["get"]),
+    // No Secrets: see SECRET_READER_ROLE.
     // Events.
     ("events.k8s.io", "events", &["create", "patch"]),
 ];
+
+/// The ClusterRole that reads connection Secrets, bound by the operator's users with a
+/// RoleBinding per namespace (deploy/README.md, "Secrets"), never cluster-wide by deploy/.
+const SECRET_READER_ROLE: &[(&str, &str, &[&str])] = &[("", "secrets", &["get"])];
 
 /// The leader-election Role's grants, in capt-system only.
 const LEADER_ELECTION_ROLE: &[(&str, &str, &[&str])] = &[(
@@ -404,6 +407,34 @@ fn the_cluster_role_grants_exactly_the_rules_of_the_table() {
 }
 
 #[test]
+fn secrets_are_granted_only_by_the_secret_reader_role_which_deploy_binds_nowhere() {
+    let role = object("ClusterRole", "capt-status-secret-reader");
+    assert_eq!(grants(&role), table(SECRET_READER_ROLE));
+    let objects = deployed_objects();
+    for object in &objects {
+        let kind = support::str_at(object, "kind").unwrap_or_default();
+        let name = support::str_at(object, "metadata.name").unwrap_or_default();
+        if matches!(kind, "ClusterRole" | "Role") && name != "capt-status-secret-reader" {
+            assert!(
+                !grants(object)
+                    .iter()
+                    .any(|(_, resource, _)| resource == "secrets"),
+                "only capt-status-secret-reader grants secrets: {}",
+                support::describe(object)
+            );
+        }
+        if matches!(kind, "ClusterRoleBinding" | "RoleBinding") {
+            assert_ne!(
+                support::str_at(object, "roleRef.name"),
+                Some("capt-status-secret-reader"),
+                "deploy/ binds the secret reader nowhere (README.md, \"Secrets\"): {}",
+                support::describe(object)
+            );
+        }
+    }
+}
+
+#[test]
 fn the_leader_election_role_grants_only_leases_in_capt_system() {
     let role = object("Role", "capt-status-leader-election");
     assert_eq!(
@@ -542,7 +573,7 @@ fn the_deployment_runs_as_non_root_with_a_read_only_root_and_no_capabilities() {
 }
 
 #[test]
-fn the_metrics_service_selects_the_pods_on_their_metrics_port() {
+fn the_metrics_service_selects_the_pods_on_the_metrics_port() {
     let service = object("Service", "capt-status-metrics");
     assert_eq!(
         support::at(&service, "spec.ports"),
