@@ -15,11 +15,13 @@
 //! - [`rounds`]: the requirement round protocol over an [`rounds::ObjectSource`].
 //! - [`world`]: an in-memory API server (merge patches, subresources, versions).
 //! - [`scenario`]: the scenario file format, its runner and its matching.
+//! - [`settings`]: settings files, checked by the policy, errors at the user's line and column.
 //! - [`view`]: requests, responses and objects rendered for people.
 
 mod policy;
 pub mod rounds;
 pub mod scenario;
+pub mod settings;
 pub mod text;
 pub mod view;
 pub mod world;
