@@ -181,6 +181,7 @@ impl Swapper {
                 .map_err(SwapError::Load)?;
         let compilation = policy.compilation();
         let module = pipeline::Module::new(Arc::new(policy), &candidate, &config);
+        module.merged_settings(&config)?;
         let shadow = Arc::new(shadow::ShadowSlot::default());
         let active = module.active(None, shadow.clone(), &config)?;
         tracing::info!(

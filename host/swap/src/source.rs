@@ -19,11 +19,11 @@ use std::time::{Duration, Instant};
 
 use notify::event::{AccessKind, AccessMode};
 use notify::{EventKind, RecommendedWatcher, RecursiveMode, Watcher as _};
-use serde_json::Value;
 use sha2::{Digest as _, Sha256};
 use tokio::sync::mpsc;
 
 use super::error::SwapError;
+use capt_host_core::settings::SettingsFile;
 use capt_host_core::text::hex;
 
 /// A candidate as read from the files.
@@ -32,7 +32,7 @@ pub(crate) struct Candidate {
     pub(crate) bytes: Vec<u8>,
     pub(crate) sha256: String,
     /// The settings overrides, if a settings file is configured.
-    pub(crate) overrides: Option<Value>,
+    pub(crate) settings: Option<SettingsFile>,
     /// The SHA-256 of the settings file's bytes (empty without one).
     pub(crate) settings_sha256: String,
 }
@@ -69,7 +69,7 @@ pub(crate) fn read(
     if read > limit {
         return Err(SwapError::TooLarge { size: read, limit });
     }
-    let (overrides, settings_sha256) = match settings {
+    let (settings, settings_sha256) = match settings {
         None => (None, String::new()),
         Some(path) => {
             let text = std::fs::read(path).map_err(read_error(path))?;
@@ -79,15 +79,15 @@ pub(crate) fn read(
                 message,
             };
             let text = String::from_utf8(text).map_err(|e| invalid(e.to_string()))?;
-            let value: Value =
-                serde_yaml_ng::from_str(&text).map_err(|e| invalid(e.to_string()))?;
-            (Some(value), digest)
+            let file = SettingsFile::parse(path, &text)
+                .map_err(|e| invalid(capt_host_core::error_chain(&e)))?;
+            (Some(file), digest)
         }
     };
     Ok(Candidate {
         sha256: hex(&Sha256::digest(&bytes)),
         bytes,
-        overrides,
+        settings,
         settings_sha256,
     })
 }
