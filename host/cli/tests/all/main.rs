@@ -5,6 +5,7 @@
 //! - `cli`: the `capt-host` binary on the fixtures in `tests/fixtures/`;
 //! - `parity`: the embedded policy as wasm vs natively, over its scenario files;
 //! - `policy_files`: the files shipped with the default policy agree with the component;
+//! - `readme`: the README's `capt-host eval` and `capt-host test` examples run as written;
 //! - `layers`: the host's crates keep their dependency rules (`cargo metadata`).
 //! - `sandbox`: every call starts pristine, budgets count CPU time, calls wait for a busy pool.
 
@@ -17,5 +18,6 @@ mod guests;
 mod layers;
 mod parity;
 mod policy_files;
+mod readme;
 mod sandbox;
 mod wasm;
