@@ -64,7 +64,12 @@ fn glob(pattern: &[char], name: &[char]) -> bool {
 /// If `pattern` starts with a set (`[...]`) containing `c`, the set's length; `None` when `c`
 /// is not in it. A `[` without its `]` is a literal `[`.
 fn set(pattern: &[char], c: char) -> Option<usize> {
-    let Some(end) = pattern.iter().skip(2).position(|x| *x == ']').map(|i| i + 2) else {
+    let Some(end) = pattern
+        .iter()
+        .skip(2)
+        .position(|x| *x == ']')
+        .map(|i| i + 2)
+    else {
         return (c == '[').then_some(1);
     };
     let (negated, items) = match &pattern[1..end] {
@@ -100,7 +105,10 @@ mod tests {
         assert!(!Filter::new("*.yml").matches("a.yaml"));
         assert!(Filter::new("[a-c]*").matches("beta"));
         assert!(!Filter::new("[!a-c]*").matches("beta"));
-        assert!(Filter::new("a[").matches("a["), "an unclosed set is literal");
+        assert!(
+            Filter::new("a[").matches("a["),
+            "an unclosed set is literal"
+        );
         assert!(Filter::new("*a*a*a*a*b").matches(&"ab".repeat(20)));
         assert!(!Filter::new("*a*a*a*a*c").matches(&"a".repeat(200)));
     }

@@ -140,13 +140,17 @@ mod tests {
         assert!(xml.contains(
             "<testsuite name=\"capt-host test\" tests=\"3\" failures=\"1\" errors=\"1\" time=\"4.500\">"
         ), "{xml}");
-        assert!(xml.contains(
-            "<testcase name=\"ok\" classname=\"dir/a.yaml\" time=\"1.500\"/>"
-        ), "{xml}");
+        assert!(
+            xml.contains("<testcase name=\"ok\" classname=\"dir/a.yaml\" time=\"1.500\"/>"),
+            "{xml}"
+        );
         assert!(xml.contains(
             "<testcase name=\"a &lt;b&gt; &amp; &quot;c&quot;\" classname=\"dir/a.yaml\" time=\"1.500\">\n      <failure message=\"step 1: x\">- a&#10;+ b\\u{1b}</failure>\n    </testcase>"
         ), "{xml}");
-        assert!(xml.contains("<error message=\"settings\"></error>"), "{xml}");
+        assert!(
+            xml.contains("<error message=\"settings\"></error>"),
+            "{xml}"
+        );
         assert!(xml.ends_with("  </testsuite>\n</testsuites>\n"), "{xml}");
     }
 }

@@ -94,7 +94,10 @@ impl Kinds {
         let (Some(group), Some(kind)) = (spec["group"].as_str(), names["kind"].as_str()) else {
             return;
         };
-        let versions = spec["versions"].as_array().map(Vec::as_slice).unwrap_or(&[]);
+        let versions = spec["versions"]
+            .as_array()
+            .map(Vec::as_slice)
+            .unwrap_or(&[]);
         let Some(version) = versions
             .iter()
             .find(|v| v["storage"] == true)
@@ -187,7 +190,11 @@ mod tests {
 
     fn kinds() -> Kinds {
         let mut kinds = Kinds::default();
-        kinds.add("infrastructure.cluster.x-k8s.io/v1beta1", "CAPTCluster", Some(true));
+        kinds.add(
+            "infrastructure.cluster.x-k8s.io/v1beta1",
+            "CAPTCluster",
+            Some(true),
+        );
         kinds.add("v1", "ConfigMap", None);
         kinds.add_object(&json!({
             "apiVersion": "apiextensions.k8s.io/v1",
@@ -222,14 +229,21 @@ mod tests {
             assert_eq!(kind.namespaced, Some(true), "{name}");
         }
         assert_eq!(kinds.resolve("configmaps").unwrap().kind, "ConfigMap");
-        assert_eq!(kinds.resolve("cm").ok(), None, "no CRD gave it a short name");
+        assert_eq!(
+            kinds.resolve("cm").ok(),
+            None,
+            "no CRD gave it a short name"
+        );
     }
 
     #[test]
     fn ambiguous_and_unknown_names_are_errors_that_say_what_is_known() {
         let kinds = kinds();
         let error = kinds.resolve("policies").unwrap_err().to_string();
-        assert!(error.contains("Policy.example.com, Policy.other.io"), "{error}");
+        assert!(
+            error.contains("Policy.example.com, Policy.other.io"),
+            "{error}"
+        );
         assert_eq!(
             kinds.resolve("policies.other.io").unwrap().api_version,
             "other.io/v1"

@@ -31,8 +31,13 @@ pub enum LogFormat {
 /// Installs the global subscriber writing to stderr. The filter is `RUST_LOG` when it is set
 /// and not empty, else `level` (RUST_LOG syntax: `info`, `capt_host_operator=debug,warn`).
 pub fn init(format: LogFormat, level: &str) -> anyhow::Result<()> {
-    let filter = match std::env::var(RUST_LOG).ok().filter(|v| !v.trim().is_empty()) {
-        Some(filter) => EnvFilter::try_new(&filter).with_context(|| format!("invalid {RUST_LOG}"))?,
+    let filter = match std::env::var(RUST_LOG)
+        .ok()
+        .filter(|v| !v.trim().is_empty())
+    {
+        Some(filter) => {
+            EnvFilter::try_new(&filter).with_context(|| format!("invalid {RUST_LOG}"))?
+        }
         None => EnvFilter::try_new(level).context("invalid --log-level")?,
     };
     let builder = tracing_subscriber::fmt()

@@ -508,10 +508,9 @@ mod tests {
 
     fn problems(text: &str) -> Vec<(String, Position)> {
         match check_text(text) {
-            Err(SettingsError::Rejected { problems, .. }) => problems
-                .into_iter()
-                .map(|p| (p.key, p.position))
-                .collect(),
+            Err(SettingsError::Rejected { problems, .. }) => {
+                problems.into_iter().map(|p| (p.key, p.position)).collect()
+            }
             other => panic!("{other:?}"),
         }
     }
@@ -578,7 +577,10 @@ mod tests {
     #[test]
     fn files_that_are_not_mappings_are_errors_with_their_place() {
         let error = check_text("- a\n- b\n").unwrap_err();
-        assert!(matches!(error, SettingsError::NotAMapping { .. }), "{error}");
+        assert!(
+            matches!(error, SettingsError::NotAMapping { .. }),
+            "{error}"
+        );
         let error = check_text("limit: [1\n").unwrap_err();
         assert!(matches!(error, SettingsError::Syntax { .. }), "{error}");
         assert!(

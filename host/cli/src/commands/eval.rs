@@ -173,7 +173,11 @@ impl Policy for Recording<'_> {
     fn reconcile(&self, request: &Request) -> Result<Response, PolicyError> {
         let result = self.policy.reconcile(request);
         self.rounds.borrow_mut().push(Round {
-            sent: request.objects.iter().map(|o| o.reference.clone()).collect(),
+            sent: request
+                .objects
+                .iter()
+                .map(|o| o.reference.clone())
+                .collect(),
             missing: request.missing.clone(),
             requirements: result
                 .as_ref()

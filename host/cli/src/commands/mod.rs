@@ -50,14 +50,12 @@ impl Cli {
 
     /// The log filter: `--log-level`, else the command's default.
     pub fn log_level(&self) -> &str {
-        self.log_level
-            .as_deref()
-            .unwrap_or(match self.command {
-                // The operator says what it does; the one-shot commands print their results
-                // and only warn.
-                Command::Run(_) => "info",
-                _ => "warn",
-            })
+        self.log_level.as_deref().unwrap_or(match self.command {
+            // The operator says what it does; the one-shot commands print their results
+            // and only warn.
+            Command::Run(_) => "info",
+            _ => "warn",
+        })
     }
 }
 

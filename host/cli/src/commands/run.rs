@@ -349,8 +349,7 @@ async fn client(kubeconfig: Option<&str>) -> anyhow::Result<kube::Client> {
         Some(context) => format!("{} (kubeconfig context {context})", config.cluster_url),
         None => config.cluster_url.to_string(),
     };
-    let client =
-        kube::Client::try_from(config).context("could not build the Kubernetes client")?;
+    let client = kube::Client::try_from(config).context("could not build the Kubernetes client")?;
     let version = client
         .apiserver_version()
         .await

@@ -114,7 +114,9 @@ impl Test {
             .map(|path| {
                 std::fs::File::create(path)
                     .map(std::io::BufWriter::new)
-                    .with_context(|| format!("could not create the patch stream {}", path.display()))
+                    .with_context(|| {
+                        format!("could not create the patch stream {}", path.display())
+                    })
             })
             .transpose()?;
         let filter = filter.as_deref().map(Filter::new);

@@ -401,10 +401,19 @@ fn eval_takes_folders_and_kubectl_references_and_renders_objects_patches_and_rou
     assert_eq!(output.status.code(), Some(0), "{text}{}", stderr(&output));
     let result: Value = serde_json::from_str(&text).expect("the output is JSON");
     let positions: Vec<usize> = [
-        "trigger", "now", "objects", "patches", "events", "requeueAfter", "rounds",
+        "trigger",
+        "now",
+        "objects",
+        "patches",
+        "events",
+        "requeueAfter",
+        "rounds",
     ]
     .iter()
-    .map(|key| text.find(&format!("\n  \"{key}\": ")).unwrap_or_else(|| panic!("no {key}: {text}")))
+    .map(|key| {
+        text.find(&format!("\n  \"{key}\": "))
+            .unwrap_or_else(|| panic!("no {key}: {text}"))
+    })
     .collect();
     assert!(
         positions.is_sorted(),
@@ -444,7 +453,12 @@ fn eval_takes_folders_and_kubectl_references_and_renders_objects_patches_and_rou
             dir.join("trigger.yaml").to_str().unwrap(),
             dir.join("more").to_str().unwrap(),
         ]);
-        assert_eq!(output.status.code(), Some(0), "{trigger}: {}", stderr(&output));
+        assert_eq!(
+            output.status.code(),
+            Some(0),
+            "{trigger}: {}",
+            stderr(&output)
+        );
         assert!(yaml(&stdout(&output)).get("rounds").is_none());
     }
     let output = capt_host(&[
@@ -473,10 +487,18 @@ fn bad_settings() -> PathBuf {
 
 fn assert_points_at_the_users_file(err: &str, file: &Path) {
     let file = file.display();
-    assert!(err.contains(&format!("{file}: the policy `capt-status` rejects these settings")), "{err}");
+    assert!(
+        err.contains(&format!(
+            "{file}: the policy `capt-status` rejects these settings"
+        )),
+        "{err}"
+    );
     assert!(err.contains("3:1: `pollIntervl`: "), "{err}");
     assert!(err.contains("4:1: `clusterPropagation`: "), "{err}");
-    assert!(!err.contains("vpcReadyTimeout`"), "a valid key is not blamed: {err}");
+    assert!(
+        !err.contains("vpcReadyTimeout`"),
+        "a valid key is not blamed: {err}"
+    );
 }
 
 #[test]
@@ -523,7 +545,10 @@ fn a_scenario_whose_settings_the_policy_rejects_is_a_usage_error() {
     assert_eq!(output.status.code(), Some(2), "{out}{}", stderr(&output));
     assert!(out.contains("ERROR "), "{out}");
     assert!(out.contains("3:3: `pollIntervl`"), "{out}");
-    assert!(out.ends_with("0 passed, 0 failed, 1 with invalid settings\n"), "{out}");
+    assert!(
+        out.ends_with("0 passed, 0 failed, 1 with invalid settings\n"),
+        "{out}"
+    );
 }
 
 #[test]
@@ -554,15 +579,23 @@ fn test_reports_as_junit_and_json_without_colour_in_a_pipe() {
         "{xml}"
     );
     assert!(
-        xml.contains("<testcase name=\"world rules and an unsupported kind\" classname=\"passes.yaml\""),
+        xml.contains(
+            "<testcase name=\"world rules and an unsupported kind\" classname=\"passes.yaml\""
+        ),
         "{xml}"
     );
-    assert!(xml.contains("<failure message=\"step 1: object ConfigMap/settings does not match"), "{xml}");
+    assert!(
+        xml.contains("<failure message=\"step 1: object ConfigMap/settings does not match"),
+        "{xml}"
+    );
 
     let output = capt_host(&["test", &fixture("scenarios"), "-o", "json"]);
     assert_eq!(output.status.code(), Some(1));
     let report: Value = serde_json::from_str(&stdout(&output)).expect("JSON");
-    assert_eq!((report["passed"].as_u64(), report["failed"].as_u64()), (Some(1), Some(2)));
+    assert_eq!(
+        (report["passed"].as_u64(), report["failed"].as_u64()),
+        (Some(1), Some(2))
+    );
     let passes = report["scenarios"]
         .as_array()
         .unwrap()
@@ -572,7 +605,10 @@ fn test_reports_as_junit_and_json_without_colour_in_a_pipe() {
     assert_eq!(passes["status"], "ok");
 
     let output = capt_host(&["test", &fixture("scenarios")]);
-    assert!(!stdout(&output).contains('\x1b'), "no colour codes in a pipe");
+    assert!(
+        !stdout(&output).contains('\x1b'),
+        "no colour codes in a pipe"
+    );
 }
 
 #[test]
@@ -629,14 +665,28 @@ fn run_logs_at_info_as_flat_json_and_says_which_server_it_could_not_connect_to()
         .unwrap_or_else(|| panic!("no info record `policy loaded` at the default level: {err}"));
     assert_eq!(loaded["level"], "info");
     assert!(loaded["ts"].is_f64(), "{loaded}");
-    assert!(loaded["version"].is_u64() || loaded["version"].is_string(), "{loaded}");
-    let error = err.lines().find(|l| l.starts_with("error: ")).unwrap_or_default();
+    assert!(
+        loaded["version"].is_u64() || loaded["version"].is_string(),
+        "{loaded}"
+    );
+    let error = err
+        .lines()
+        .find(|l| l.starts_with("error: "))
+        .unwrap_or_default();
     assert!(
         error.contains("could not connect to the Kubernetes API server at http://127.0.0.1:")
             && error.contains("(kubeconfig context nowhere)"),
         "{err}"
     );
-    let causes: Vec<&str> = err.lines().filter(|l| l.trim_start().chars().next().is_some_and(|c| c.is_ascii_digit())).collect();
+    let causes: Vec<&str> = err
+        .lines()
+        .filter(|l| {
+            l.trim_start()
+                .chars()
+                .next()
+                .is_some_and(|c| c.is_ascii_digit())
+        })
+        .collect();
     for (i, cause) in causes.iter().enumerate() {
         let text = cause.split_once(": ").map_or(*cause, |(_, t)| t);
         assert!(
@@ -646,10 +696,26 @@ fn run_logs_at_info_as_flat_json_and_says_which_server_it_could_not_connect_to()
     }
 
     // --log-level (and CAPT_LOG_LEVEL) quieten it; RUST_LOG wins over both.
-    let quiet = capt_host(&["run", "--kubeconfig", kubeconfig.to_str().unwrap(), "--log-level", "error"]);
-    assert!(!stderr(&quiet).contains("policy loaded"), "{}", stderr(&quiet));
+    let quiet = capt_host(&[
+        "run",
+        "--kubeconfig",
+        kubeconfig.to_str().unwrap(),
+        "--log-level",
+        "error",
+    ]);
+    assert!(
+        !stderr(&quiet).contains("policy loaded"),
+        "{}",
+        stderr(&quiet)
+    );
     let output = Command::new(env!("CARGO_BIN_EXE_capt-host"))
-        .args(["run", "--kubeconfig", kubeconfig.to_str().unwrap(), "--log-level", "error"])
+        .args([
+            "run",
+            "--kubeconfig",
+            kubeconfig.to_str().unwrap(),
+            "--log-level",
+            "error",
+        ])
         .env("RUST_LOG", "info")
         .output()
         .unwrap();
