@@ -146,7 +146,7 @@ impl World {
                         .pointer("/metadata/generation")
                         .and_then(Value::as_i64)
                         .unwrap_or(1);
-                    existing["metadata"]["generation"] = json!(generation + 1);
+                    existing["metadata"]["generation"] = json!(generation.saturating_add(1));
                 }
                 existing["metadata"]["resourceVersion"] = json!(version);
             }
@@ -181,10 +181,20 @@ impl World {
         name: &str,
         now: &str,
     ) -> Result<Response, crate::contract::Error> {
+        self.reconcile_at(kind, name, parse_timestamp(now).expect("fixture time"))
+    }
+
+    /// [`World::reconcile`] at `now`, in milliseconds since the epoch.
+    pub fn reconcile_at(
+        &mut self,
+        kind: &str,
+        name: &str,
+        now: i64,
+    ) -> Result<Response, crate::contract::Error> {
         let trigger = reference(self.get(kind, name));
         let mut request = Request {
             trigger: trigger.clone(),
-            now_epoch_millis: parse_timestamp(now).expect("fixture time"),
+            now_epoch_millis: now,
             objects: vec![self.observed(&trigger).expect("trigger exists")],
             missing: Vec::new(),
             settings: self.settings.to_string(),
@@ -256,7 +266,7 @@ impl World {
             }
             if object.get("spec").cloned() != spec_before {
                 let generation = object["metadata"]["generation"].as_i64().unwrap_or(1);
-                object["metadata"]["generation"] = json!(generation + 1);
+                object["metadata"]["generation"] = json!(generation.saturating_add(1));
             }
             object["metadata"]["resourceVersion"] = json!(version);
             produced.push((

@@ -30,11 +30,15 @@ mod endpoint;
 mod events;
 #[cfg(test)]
 mod fixtures;
+#[cfg(test)]
+mod fuzz;
 mod inputs;
 mod kinds;
 mod lifecycle;
 mod merge;
 mod message;
+#[cfg(test)]
+mod mutation;
 mod outcome;
 mod propagation;
 mod settings;

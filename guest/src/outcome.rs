@@ -174,7 +174,7 @@ impl Deadlines {
         self.items
             .iter()
             .filter(|d| d.at > self.now)
-            .map(|d| (d.at - self.now) as u64)
+            .map(|d| d.at.abs_diff(self.now))
             .min()
     }
 
@@ -231,6 +231,17 @@ mod tests {
         assert_eq!(
             fired.reason_and_message().1,
             "VPC was not ready within 15m (waiting since 2026-01-01T00:00:00Z)"
+        );
+    }
+
+    #[test]
+    fn a_deadline_at_the_end_of_time_seen_from_before_the_epoch_does_not_overflow() {
+        let mut d = Deadlines::new(None, -1);
+        d.add("Timeout", Some(T0), u64::MAX, "VPC was not ready");
+        assert_eq!(d.fired(), None);
+        assert_eq!(
+            d.requeue(&wait(), &Settings::default()),
+            Some(Settings::default().poll_interval.millis())
         );
     }
 

@@ -24,7 +24,8 @@ pub fn parse_timestamp(text: &str) -> Option<Millis> {
 /// here: chrono's formatter is a large part of the component, and this runs for every condition
 /// written.
 pub fn format_timestamp(millis: Millis) -> String {
-    let Some(t) = DateTime::from_timestamp_millis(millis.div_euclid(1000) * 1000) else {
+    // Whole seconds, without multiplying back to milliseconds (which overflows near i64::MIN).
+    let Some(t) = DateTime::from_timestamp(millis.div_euclid(1000), 0) else {
         return "1970-01-01T00:00:00Z".to_owned();
     };
     let mut out = String::with_capacity(20);
@@ -168,8 +169,11 @@ mod tests {
             8_210_266_876_799_999,
             i64::MAX / 2,
             i64::MIN / 2,
+            // Found by the property tests (`fuzz`): the first overflowed.
+            i64::MIN,
+            i64::MAX,
         ] {
-            let chrono = DateTime::from_timestamp_millis(millis.div_euclid(1000) * 1000)
+            let chrono = DateTime::from_timestamp(millis.div_euclid(1000), 0)
                 .map(|t| t.to_rfc3339_opts(SecondsFormat::Secs, true))
                 .unwrap_or_else(|| "1970-01-01T00:00:00Z".to_owned());
             assert_eq!(format_timestamp(millis), chrono, "{millis}");

@@ -1,8 +1,9 @@
 #!/usr/bin/env bash
-# Builds the real kube-apiserver and etcd from the Go modules pinned in this
+# Builds the real kube-apiserver, etcd and kubectl (for the install tests'
+# `kubectl apply -k` / `kubectl kustomize`) from the Go modules pinned in this
 # folder's go.mod/go.sum, into a cache outside the clone keyed by those pins:
 #
-#   ${CAPT_KUBE_CACHE:-$HOME/.cache/capt-status/kube}/<key>/{kube-apiserver,etcd}
+#   ${CAPT_KUBE_CACHE:-$HOME/.cache/capt-status/kube}/<key>/{kube-apiserver,etcd,kubectl}
 #
 # <key> is a hash of go.mod, go.sum and this script, so the binaries are
 # rebuilt only when a pin (or the way they are built) changes. Prints the
@@ -18,8 +19,9 @@ key="$(cat "$here/go.mod" "$here/go.sum" "$here/build.sh" | sha256sum | cut -c1-
 out="$cache_root/$key"
 
 say() { echo "tests/kube/build.sh: $*" >&2; }
+built() { [[ -x "$out/kube-apiserver" && -x "$out/etcd" && -x "$out/kubectl" ]]; }
 
-if [[ -x "$out/kube-apiserver" && -x "$out/etcd" ]]; then
+if built; then
     say "reusing $out"
     echo "$out"
     exit 0
@@ -30,7 +32,7 @@ mkdir -p "$cache_root"
 exec 9>"$cache_root/$key.lock"
 say "waiting for the build lock $cache_root/$key.lock"
 flock 9
-if [[ -x "$out/kube-apiserver" && -x "$out/etcd" ]]; then
+if built; then
     say "built meanwhile by another process: $out"
     echo "$out"
     exit 0
@@ -50,14 +52,16 @@ ldflags="$ldflags -X $vpkg.gitTreeState=clean -X $vpkg.buildDate=1970-01-01T00:0
 tmp="$(mktemp -d "$cache_root/.build-$key.XXXXXX")"
 trap 'rm -rf "$tmp"' EXIT
 start=$SECONDS
-say "building kube-apiserver $kube_version and etcd $etcd_version into $out"
+say "building kube-apiserver and kubectl $kube_version and etcd $etcd_version into $out"
 say "(the first build downloads the modules and compiles for several minutes)"
 go mod download
 say "modules ready after $((SECONDS - start)) s; compiling etcd"
 go build -trimpath -ldflags "-s -w" -o "$tmp/etcd" go.etcd.io/etcd/server/v3
 say "etcd built after $((SECONDS - start)) s; compiling kube-apiserver"
 go build -trimpath -ldflags "$ldflags" -o "$tmp/kube-apiserver" k8s.io/kubernetes/cmd/kube-apiserver
-say "kube-apiserver built after $((SECONDS - start)) s"
+say "kube-apiserver built after $((SECONDS - start)) s; compiling kubectl"
+go build -trimpath -ldflags "$ldflags" -o "$tmp/kubectl" k8s.io/kubernetes/cmd/kubectl
+say "kubectl built after $((SECONDS - start)) s"
 mv "$tmp" "$out.new"
 mv -T "$out.new" "$out"
 trap - EXIT

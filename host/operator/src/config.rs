@@ -18,8 +18,18 @@ pub struct OperatorConfig {
     /// Watch and reconcile only this namespace; `None`: all namespaces. Cluster-scoped kinds
     /// are always watched cluster-wide; objects of other namespaces are read with a GET.
     pub namespace: Option<String>,
-    /// Where `/metrics`, `/healthz` and `/readyz` are served; `None`: nowhere.
+    /// Where `/metrics` (and `/policy`) are served; `None`: nowhere.
     pub metrics_addr: Option<SocketAddr>,
+    /// Where the probes `/healthz` and `/readyz` are served; `None`: nowhere.
+    pub probe_addr: Option<SocketAddr>,
+    /// The API client's limits: request timeout, client-side rate limit, User-Agent.
+    pub api: ApiClientConfig,
+    /// How long a shutdown waits for the reconciles in flight before it abandons them
+    /// (closing the write gate first), releases the Lease and stops. Default 30 s.
+    pub graceful_shutdown_timeout: Duration,
+    /// `/healthz` fails once a reconcile has been running for this long (a stuck worker).
+    /// Default 5 min.
+    pub reconcile_stall_timeout: Duration,
     /// Leader election; `None`: this replica reconciles and writes from the start.
     pub leader_election: Option<LeaderElection>,
     /// Kinds that are never listed or watched, only read one object at a time with a GET when a
@@ -41,11 +51,16 @@ pub struct OperatorConfig {
 impl OperatorConfig {
     /// The defaults, for a replica named `identity` reporting as `reporter`.
     pub fn new(reporter: impl Into<String>, identity: impl Into<String>) -> Self {
+        let identity = identity.into();
         Self {
             reporter: reporter.into(),
-            identity: identity.into(),
+            api: ApiClientConfig::new(&identity),
+            identity,
             namespace: None,
             metrics_addr: None,
+            probe_addr: None,
+            graceful_shutdown_timeout: Duration::from_secs(30),
+            reconcile_stall_timeout: Duration::from_secs(300),
             leader_election: None,
             uncached_kinds: vec![KindKey::new("", "Secret")],
             concurrency: 16,
@@ -55,19 +70,50 @@ impl OperatorConfig {
     }
 }
 
-/// Leader election through a `coordination.k8s.io/v1` Lease.
+/// The API client's limits.
+#[derive(Debug, Clone)]
+pub struct ApiClientConfig {
+    /// How long a request may wait for its response (watches excepted: they are long by
+    /// design and end on the server's timeout). Default 30 s.
+    pub timeout: Duration,
+    /// Requests per second the client sends, on average (the Lease's own requests excepted);
+    /// `0`: no limit. Default 20.
+    pub qps: f32,
+    /// How many requests may be sent at once above `qps`. Default 30.
+    pub burst: u32,
+    /// The `User-Agent` of every request. Default `capt-host/<version> (<identity>)`.
+    pub user_agent: String,
+}
+
+impl ApiClientConfig {
+    /// The defaults, for the replica `identity`.
+    pub fn new(identity: &str) -> Self {
+        Self {
+            timeout: Duration::from_secs(30),
+            qps: 20.0,
+            burst: 30,
+            user_agent: format!("capt-host/{} ({identity})", env!("CARGO_PKG_VERSION")),
+        }
+    }
+}
+
+/// Leader election through a `coordination.k8s.io/v1` Lease, with client-go's timings.
 #[derive(Debug, Clone)]
 pub struct LeaderElection {
     /// The Lease's name.
     pub lease_name: String,
     /// The Lease's namespace.
     pub lease_namespace: String,
-    /// How long a holder keeps the Lease without renewing it; a standby takes over at most this
-    /// long after the holder stops renewing (at once after a graceful release once it looks
-    /// again, within this duration). Default 15 s.
+    /// How long a standby waits, from the moment it sees the Lease change, before it takes a
+    /// Lease that was not renewed. Default 15 s.
     pub lease_duration: Duration,
-    /// How long before the Lease expires the holder renews it. Default 5 s.
-    pub renew_grace: Duration,
+    /// How long the leader keeps writing after its last successful renewal (counted from when
+    /// that renewal was sent): it stops writing then, before a standby may take the Lease.
+    /// Shorter than `lease_duration`. Default 10 s.
+    pub renew_deadline: Duration,
+    /// How often the leader renews, and a standby tries to acquire. Shorter than
+    /// `renew_deadline`. Default 2 s.
+    pub retry_period: Duration,
 }
 
 impl LeaderElection {
@@ -77,9 +123,62 @@ impl LeaderElection {
             lease_name: name.into(),
             lease_namespace: namespace.into(),
             lease_duration: Duration::from_secs(15),
-            renew_grace: Duration::from_secs(5),
+            renew_deadline: Duration::from_secs(10),
+            retry_period: Duration::from_secs(2),
         }
     }
+
+    /// Checks the timings as client-go does: the lease duration exceeds the renew deadline,
+    /// which exceeds the retry period (with client-go's jitter factor 1.2).
+    pub fn validate(&self) -> Result<(), TimingError> {
+        if self.lease_duration <= self.renew_deadline {
+            return Err(TimingError::RenewDeadline {
+                renew_deadline: self.renew_deadline,
+                lease_duration: self.lease_duration,
+            });
+        }
+        if self.renew_deadline <= self.retry_period.mul_f64(JITTER_FACTOR) {
+            return Err(TimingError::RetryPeriod {
+                retry_period: self.retry_period,
+                renew_deadline: self.renew_deadline,
+            });
+        }
+        if self.retry_period.is_zero() {
+            return Err(TimingError::ZeroRetryPeriod);
+        }
+        Ok(())
+    }
+}
+
+/// client-go's `JitterFactor`: the renew deadline must exceed the retry period times this.
+const JITTER_FACTOR: f64 = 1.2;
+
+/// Leader election timings that cannot work.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum TimingError {
+    /// The renew deadline is not shorter than the lease duration.
+    #[error(
+        "the renew deadline ({renew_deadline:?}) must be shorter than the lease duration ({lease_duration:?})"
+    )]
+    RenewDeadline {
+        /// The renew deadline.
+        renew_deadline: Duration,
+        /// The lease duration.
+        lease_duration: Duration,
+    },
+    /// The retry period (times 1.2) is not shorter than the renew deadline.
+    #[error(
+        "the retry period ({retry_period:?}) times 1.2 must be shorter than the renew deadline ({renew_deadline:?})"
+    )]
+    RetryPeriod {
+        /// The retry period.
+        retry_period: Duration,
+        /// The renew deadline.
+        renew_deadline: Duration,
+    },
+    /// The retry period is zero.
+    #[error("the retry period must not be zero")]
+    ZeroRetryPeriod,
 }
 
 /// Per-object backoff after failed reconciles.
@@ -130,6 +229,25 @@ mod tests {
         let delays: Vec<_> = (1..=6).map(|n| retry.delay(n, true).as_millis()).collect();
         assert_eq!(delays, [100, 200, 400, 800, 1000, 1000]);
         assert_eq!(retry.delay(u32::MAX, true), retry.max);
+    }
+
+    #[test]
+    fn leader_election_timings_follow_client_go() {
+        let mut election = LeaderElection::new("lease", "ns");
+        assert_eq!(election.validate(), Ok(()));
+        election.renew_deadline = election.lease_duration;
+        assert!(matches!(
+            election.validate(),
+            Err(TimingError::RenewDeadline { .. })
+        ));
+        election.renew_deadline = Duration::from_millis(2300);
+        election.retry_period = Duration::from_secs(2);
+        assert!(matches!(
+            election.validate(),
+            Err(TimingError::RetryPeriod { .. })
+        ));
+        election.retry_period = Duration::ZERO;
+        assert_eq!(election.validate(), Err(TimingError::ZeroRetryPeriod));
     }
 
     #[test]

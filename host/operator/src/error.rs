@@ -135,6 +135,13 @@ pub enum OperatorError {
     /// An operator task panicked.
     #[error("an operator task failed")]
     Task(#[source] tokio::task::JoinError),
+    /// The leader election's timings cannot work.
+    #[error("invalid leader election timings")]
+    LeaderElection(#[from] crate::TimingError),
+    /// This replica lost the Lease (it was not renewed within the renew deadline, or another
+    /// replica took it): it stopped writing and ended, to be restarted.
+    #[error("leadership lost: this replica stopped writing")]
+    LeadershipLost,
 }
 
 #[cfg(test)]

@@ -1,6 +1,8 @@
-//! The HTTP endpoints: `/healthz` (the process serves requests), `/readyz` (every cache has
-//! been filled; standbys are ready too), `/metrics` (OpenMetrics text) and `/policy` (the
-//! policy module, JSON from the [`StatusProvider`] plugged in, if any).
+//! The HTTP endpoints, as controller-runtime serves them, on two listeners:
+//! - the probes: `/healthz` (fails while a reconcile is stuck, see [`super::health`]) and
+//!   `/readyz` (every cache has been filled; standbys are ready too);
+//! - the metrics: `/metrics` (OpenMetrics text) and `/policy` (the policy module, JSON from
+//!   the [`StatusProvider`] plugged in, if any).
 
 use std::future::Future;
 use std::sync::Arc;
@@ -13,37 +15,69 @@ use axum::routing::get;
 use tokio::net::TcpListener;
 use tokio::sync::watch;
 
+use super::health::Progress;
 use super::metrics::{CONTENT_TYPE, Metrics};
 use crate::StatusProvider;
 
-/// What the endpoints report.
+/// What the probes report.
 #[derive(Clone)]
 pub(crate) struct Probes {
     /// True once every cache has been filled.
     pub(crate) ready: watch::Receiver<bool>,
+    /// The reconciles running now.
+    pub(crate) progress: Arc<Progress>,
+}
+
+/// What the metrics listener serves.
+#[derive(Clone)]
+pub(crate) struct Exposed {
     /// The operator's metrics.
     pub(crate) metrics: Arc<Metrics>,
     /// The policy module's status; `None`: `/policy` is not served.
     pub(crate) policy: Option<Arc<dyn StatusProvider>>,
 }
 
-/// Serves the endpoints on `listener` until `shutdown` resolves.
-pub(crate) async fn serve(
+/// Serves the probes on `listener` until `shutdown` resolves.
+pub(crate) async fn serve_probes(
     listener: TcpListener,
     probes: Probes,
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> std::io::Result<()> {
-    let mut app = Router::new()
-        .route("/healthz", get(|| async { "ok" }))
+    let app = Router::new()
+        .route("/healthz", get(healthz))
         .route("/readyz", get(readyz))
-        .route("/metrics", get(metrics));
-    if probes.policy.is_some() {
-        app = app.route("/policy", get(policy));
-    }
-    let app = app.with_state(probes);
+        .with_state(probes);
     axum::serve(listener, app)
         .with_graceful_shutdown(shutdown)
         .await
+}
+
+/// Serves `/metrics` and `/policy` on `listener` until `shutdown` resolves.
+pub(crate) async fn serve_metrics(
+    listener: TcpListener,
+    exposed: Exposed,
+    shutdown: impl Future<Output = ()> + Send + 'static,
+) -> std::io::Result<()> {
+    let mut app = Router::new().route("/metrics", get(metrics));
+    if exposed.policy.is_some() {
+        app = app.route("/policy", get(policy));
+    }
+    axum::serve(listener, app.with_state(exposed))
+        .with_graceful_shutdown(shutdown)
+        .await
+}
+
+async fn healthz(State(probes): State<Probes>) -> impl IntoResponse {
+    match probes.progress.stalled() {
+        None => (StatusCode::OK, "ok".to_owned()),
+        Some(stall) => (
+            StatusCode::SERVICE_UNAVAILABLE,
+            format!(
+                "the reconcile of {} has been running for {:.0?} (--reconcile-stall-timeout)",
+                stall.what, stall.running_for
+            ),
+        ),
+    }
 }
 
 async fn readyz(State(probes): State<Probes>) -> impl IntoResponse {
@@ -54,13 +88,13 @@ async fn readyz(State(probes): State<Probes>) -> impl IntoResponse {
     }
 }
 
-async fn policy(State(probes): State<Probes>) -> impl IntoResponse {
-    axum::Json(probes.policy.as_ref().map(|status| status.status()))
+async fn policy(State(exposed): State<Exposed>) -> impl IntoResponse {
+    axum::Json(exposed.policy.as_ref().map(|status| status.status()))
 }
 
-async fn metrics(State(probes): State<Probes>) -> impl IntoResponse {
+async fn metrics(State(exposed): State<Exposed>) -> impl IntoResponse {
     (
         [(header::CONTENT_TYPE, CONTENT_TYPE)],
-        probes.metrics.encode(),
+        exposed.metrics.encode(),
     )
 }

@@ -23,9 +23,10 @@
 //! One module per job: [`config`](OperatorConfig), `kinds` (discovery), `object` (objects as
 //! the operator holds them: [`CachedObject`]), `cache`, `dispatch`, `echo` (the operator's own
 //! writes), `index` (per-trigger state, bounded), `gather` (the rounds' object source),
-//! `reconcile`, `apply`, `events`, `leader` (the Lease and the write gate), `metrics`, `http`
-//! (probes, `/metrics` and `/policy`), `error`. This module wires them and runs leadership
-//! terms until shutdown.
+//! `reconcile`, `apply`, `events`, `leader` (the Lease and the write gate), `client` (request
+//! timeouts, the rate limit of `ratelimit`, the User-Agent, and the gate on every write),
+//! `health` (whether reconciles make progress), `metrics`, `http` (probes, `/metrics` and
+//! `/policy`), `error`. This module wires them and runs the leadership term until shutdown.
 //!
 //! The policy runs from a [`PolicySlot`] (`capt_host_runtime`): whoever holds the slot may
 //! replace the module while the operator serves. The operator knows nothing of how or why; what
@@ -33,21 +34,26 @@
 //! trigger object again), its metrics registry, a [`StatusProvider`] for `/policy`, and tasks
 //! run beside it until shutdown.
 //!
-//! Lifecycle: [`Operator::start`] (or [`OperatorBuilder::start`]) binds the HTTP address and starts the operator task, which
-//! discovers the kinds (retrying while a CRD is missing), starts the watchers (ready once
-//! every store is filled), joins the election (or opens the write gate at once without one),
-//! and, for each term as leader, runs the controllers until the Lease is lost or shutdown is
-//! asked. [`Operator::shutdown`] stops the controllers gracefully (reconciles in flight
-//! finish), releases the Lease, and stops the HTTP server.
+//! Lifecycle: [`Operator::start`] (or [`OperatorBuilder::start`]) binds the HTTP addresses and
+//! starts the operator task, which discovers the kinds (retrying while a CRD is missing),
+//! starts the watchers (ready once every store is filled), joins the election (or opens the
+//! write gate at once without one), and, once it leads, runs the controllers until shutdown is
+//! asked or the lead is lost. [`Operator::shutdown`] stops the controllers gracefully
+//! (reconciles in flight finish, for at most the graceful shutdown timeout; then the gate
+//! closes and they are abandoned), releases the Lease, and stops the HTTP servers. A lost lead
+//! ends the operator with [`OperatorError::LeadershipLost`]: as controller-runtime exits, so
+//! that a replica restarts from scratch rather than carry anything over from its old term.
 
 mod apply;
 mod cache;
+mod client;
 mod config;
 mod dispatch;
 mod echo;
 mod error;
 mod events;
 mod gather;
+mod health;
 mod http;
 mod index;
 mod kinds;
@@ -55,6 +61,7 @@ mod leader;
 pub mod manifests;
 mod metrics;
 mod object;
+mod ratelimit;
 mod reconcile;
 
 use std::future::Future;
@@ -66,6 +73,7 @@ use futures::future::BoxFuture;
 use futures::{FutureExt as _, StreamExt as _, stream};
 use kube::Client;
 use kube::runtime::controller::{self, Controller};
+use kube::runtime::reflector::ObjectRef;
 use kube::runtime::watcher;
 use tokio::net::TcpListener;
 use tokio::sync::{broadcast, oneshot, watch};
@@ -73,9 +81,11 @@ use tokio::task::JoinHandle;
 use tracing::Instrument as _;
 
 use self::cache::Cache;
+use self::client::Clients;
 use self::dispatch::{Dispatcher, TermSenders};
 use self::events::EventPublisher;
-use self::http::Probes;
+use self::health::Progress;
+use self::http::{Exposed, Probes};
 use self::index::TriggerIndex;
 use self::leader::{Election, LeaderGate};
 use self::metrics::Metrics;
@@ -83,7 +93,8 @@ use self::reconcile::{Context, error_policy, reconcile};
 use capt_host_core::error_chain;
 use capt_host_runtime::PolicySlot;
 
-pub use self::config::{LeaderElection, OperatorConfig, RetryPolicy};
+pub use self::client::RequestError;
+pub use self::config::{ApiClientConfig, LeaderElection, OperatorConfig, RetryPolicy, TimingError};
 pub use self::error::{OperatorError, ReconcileError};
 pub use self::kinds::{DiscoveryError, KindInfo, KindKey, Kinds, ObjectKey};
 pub use self::object::CachedObject;
@@ -118,7 +129,8 @@ type Beside = Box<dyn FnOnce(watch::Receiver<bool>) -> BoxFuture<'static, ()> + 
 
 /// An operator being set up: what others plug in before it starts.
 pub struct OperatorBuilder {
-    client: Client,
+    clients: Clients,
+    gate: LeaderGate,
     config: OperatorConfig,
     policy: PolicySlot,
     metrics: Metrics,
@@ -128,9 +140,10 @@ pub struct OperatorBuilder {
 }
 
 impl OperatorBuilder {
-    /// The client the operator will use.
+    /// A client for what is plugged in: the operator's timeout, rate limit and User-Agent,
+    /// without the leader gate (what it writes is about this replica, e.g. its own events).
     pub fn client(&self) -> &Client {
-        &self.client
+        &self.clients.plain
     }
 
     /// The operator's configuration.
@@ -175,11 +188,12 @@ impl OperatorBuilder {
         self
     }
 
-    /// Starts the operator. Fails only when the HTTP address cannot be bound; everything else
-    /// is retried in the background.
+    /// Starts the operator. Fails only when the leader election's timings cannot work or an
+    /// HTTP address cannot be bound; everything else is retried in the background.
     pub async fn start(self) -> Result<Operator, OperatorError> {
         let Self {
-            client,
+            clients,
+            gate,
             config,
             policy,
             metrics,
@@ -187,35 +201,36 @@ impl OperatorBuilder {
             reconcile_all,
             beside,
         } = self;
+        if let Some(election) = &config.leader_election {
+            election.validate()?;
+        }
         let metrics = Arc::new(metrics);
         let shared = Arc::new(Shared {
-            gate: LeaderGate::new(&metrics.leader),
+            gate,
+            progress: Arc::new(Progress::new(config.reconcile_stall_timeout)),
             ready: watch::Sender::new(false),
             observers: broadcast::Sender::new(OBSERVER_CAPACITY),
             reconcile_all,
             policy_status: status,
             metrics,
         });
-        let listener = match config.metrics_addr {
-            Some(addr) => Some(
-                TcpListener::bind(addr)
-                    .await
-                    .map_err(|source| OperatorError::Bind { addr, source })?,
-            ),
-            None => None,
+        let listeners = Listeners {
+            metrics: bind(config.metrics_addr).await?,
+            probes: bind(config.probe_addr).await?,
         };
-        let http_addr = listener.as_ref().and_then(|l| l.local_addr().ok());
+        let metrics_addr = listeners.metrics.as_ref().and_then(|l| l.local_addr().ok());
+        let probe_addr = listeners.probes.as_ref().and_then(|l| l.local_addr().ok());
         let shutdown = watch::Sender::new(false);
         let span = tracing::info_span!("operator", identity = %config.identity);
         let task = tokio::spawn(
             run(
-                client,
+                clients,
                 config,
                 policy,
                 beside,
                 shared.clone(),
                 shutdown.subscribe(),
-                listener,
+                listeners,
             )
             .instrument(span),
         );
@@ -223,7 +238,8 @@ impl OperatorBuilder {
             shared,
             shutdown,
             task,
-            http_addr,
+            metrics_addr,
+            probe_addr,
         })
     }
 }
@@ -234,7 +250,25 @@ pub struct Operator {
     shared: Arc<Shared>,
     shutdown: watch::Sender<bool>,
     task: JoinHandle<Result<(), OperatorError>>,
-    http_addr: Option<SocketAddr>,
+    metrics_addr: Option<SocketAddr>,
+    probe_addr: Option<SocketAddr>,
+}
+
+/// The HTTP listeners, bound before the operator starts.
+struct Listeners {
+    metrics: Option<TcpListener>,
+    probes: Option<TcpListener>,
+}
+
+/// Binds `addr`, if any.
+async fn bind(addr: Option<SocketAddr>) -> Result<Option<TcpListener>, OperatorError> {
+    let Some(addr) = addr else {
+        return Ok(None);
+    };
+    TcpListener::bind(addr)
+        .await
+        .map(Some)
+        .map_err(|source| OperatorError::Bind { addr, source })
 }
 
 /// What the handle and the operator task share.
@@ -242,6 +276,8 @@ struct Shared {
     metrics: Arc<Metrics>,
     ready: watch::Sender<bool>,
     gate: LeaderGate,
+    /// The reconciles running now (for `/healthz`).
+    progress: Arc<Progress>,
     observers: broadcast::Sender<Reconciled>,
     /// Bumped to reconcile every trigger object again (after a policy swap).
     reconcile_all: watch::Sender<u64>,
@@ -252,12 +288,20 @@ struct Shared {
 impl Operator {
     /// An operator running `policy` with `client`, configured by `config`, to plug things
     /// into before [`OperatorBuilder::start`].
+    ///
+    /// The operator sends its requests through `client` with its own layers around it (see
+    /// [`ApiClientConfig`]); `client` should not retry on its own (`kube::Config::default_retry`
+    /// false) for the rate limit to count every attempt, though even its retries are never sent
+    /// once the leader gate has closed.
     pub fn builder(client: Client, config: OperatorConfig, policy: PolicySlot) -> OperatorBuilder {
+        let metrics = Metrics::new();
+        let gate = LeaderGate::new(&metrics.leader);
         OperatorBuilder {
-            client,
+            clients: Clients::new(&client, &config.api, &gate),
+            gate,
             config,
             policy,
-            metrics: Metrics::new(),
+            metrics,
             status: None,
             reconcile_all: watch::Sender::new(0),
             beside: Vec::new(),
@@ -265,8 +309,8 @@ impl Operator {
     }
 
     /// Starts an operator running `policy` with `client`, configured by `config`, with nothing
-    /// plugged in. Fails only when the HTTP address cannot be bound; everything else is
-    /// retried in the background.
+    /// plugged in. Fails only when the leader election's timings cannot work or an HTTP
+    /// address cannot be bound; everything else is retried in the background.
     pub async fn start(
         client: Client,
         config: OperatorConfig,
@@ -282,9 +326,14 @@ impl Operator {
             .send_modify(|n| *n = n.wrapping_add(1));
     }
 
-    /// The address `/metrics`, `/healthz` and `/readyz` are served on, if any.
-    pub fn http_addr(&self) -> Option<SocketAddr> {
-        self.http_addr
+    /// The address `/metrics` (and `/policy`) are served on, if any.
+    pub fn metrics_addr(&self) -> Option<SocketAddr> {
+        self.metrics_addr
+    }
+
+    /// The address the probes `/healthz` and `/readyz` are served on, if any.
+    pub fn probe_addr(&self) -> Option<SocketAddr> {
+        self.probe_addr
     }
 
     /// True once every cache has been filled (what `/readyz` reports).
@@ -315,15 +364,16 @@ impl Operator {
         self.shared.observers.subscribe()
     }
 
-    /// Stops gracefully: no new reconciles, those in flight finish, the Lease is released,
-    /// the watchers and the HTTP server stop.
+    /// Stops gracefully: no new reconciles, those in flight finish (for at most the graceful
+    /// shutdown timeout), the Lease is released, the watchers and the HTTP servers stop. Fails
+    /// with [`OperatorError::LeadershipLost`] when the lead was lost before.
     pub async fn shutdown(self) -> Result<(), OperatorError> {
         self.shutdown.send_replace(true);
         self.task.await.map_err(OperatorError::Task)?
     }
 
     /// Runs until `signal` resolves, then shuts down; or returns at once if the operator
-    /// stops by itself (an error).
+    /// stops by itself (an error: [`OperatorError::LeadershipLost`]).
     pub async fn run_until(
         mut self,
         signal: impl Future<Output = ()>,
@@ -335,61 +385,90 @@ impl Operator {
     }
 }
 
-/// The operator task: serves HTTP while [`operate`] runs, then stops the server.
+/// The operator task: serves HTTP and runs the tasks beside it while [`operate`] runs, then
+/// stops them.
 async fn run(
-    client: Client,
+    clients: Clients,
     config: OperatorConfig,
     policy: PolicySlot,
     beside: Vec<(&'static str, Beside)>,
     shared: Arc<Shared>,
     shutdown: watch::Receiver<bool>,
-    listener: Option<TcpListener>,
+    listeners: Listeners,
 ) -> Result<(), OperatorError> {
+    // The tasks beside stop once the operator has (shutdown, or a lost lead).
+    let stop_beside = watch::Sender::new(false);
     let beside: Vec<_> = beside
         .into_iter()
         .map(|(name, task)| {
-            tokio::spawn(task(shutdown.clone()).instrument(tracing::info_span!("task", name)))
+            tokio::spawn(
+                task(stop_beside.subscribe()).instrument(tracing::info_span!("task", name)),
+            )
         })
         .collect();
-    let (stop_http, http_stopped) = oneshot::channel::<()>();
-    let http = listener.map(|listener| {
+    let (stop_http, http_stopped) = watch::channel(false);
+    let stopped = move || {
+        let mut http_stopped = http_stopped.clone();
+        async move {
+            let _ = http_stopped.wait_for(|stop| *stop).await;
+        }
+    };
+    let mut servers = Vec::new();
+    if let Some(listener) = listeners.probes {
         let probes = Probes {
             ready: shared.ready.subscribe(),
+            progress: shared.progress.clone(),
+        };
+        servers.push(tokio::spawn(
+            http::serve_probes(listener, probes, stopped())
+                .instrument(tracing::info_span!("probes")),
+        ));
+    }
+    if let Some(listener) = listeners.metrics {
+        let exposed = Exposed {
             metrics: shared.metrics.clone(),
             policy: shared.policy_status.clone(),
         };
-        let stopped = http_stopped.map(drop);
-        tokio::spawn(http::serve(listener, probes, stopped).instrument(tracing::info_span!("http")))
-    });
-    operate(&client, &config, policy, &shared, shutdown).await;
+        servers.push(tokio::spawn(
+            http::serve_metrics(listener, exposed, stopped())
+                .instrument(tracing::info_span!("metrics")),
+        ));
+    }
+    let outcome = operate(&clients, &config, policy, &shared, shutdown).await;
+    stop_beside.send_replace(true);
     for task in beside {
         task.await.map_err(OperatorError::Task)?;
     }
-    let _ = stop_http.send(());
-    if let Some(http) = http {
-        http.await
+    stop_http.send_replace(true);
+    for server in servers {
+        server
+            .await
             .map_err(OperatorError::Task)?
             .map_err(OperatorError::Serve)?;
     }
-    tracing::info!("stopped");
-    Ok(())
+    match &outcome {
+        Ok(()) => tracing::info!("stopped"),
+        Err(error) => tracing::error!(error = %error_chain(error), "stopped"),
+    }
+    outcome
 }
 
-/// Discovers, watches, elects and runs leadership terms until shutdown.
+/// Discovers, watches, elects and runs the leadership term until shutdown or a lost lead.
 async fn operate(
-    client: &Client,
+    clients: &Clients,
     config: &OperatorConfig,
     policy: PolicySlot,
     shared: &Arc<Shared>,
     mut shutdown: watch::Receiver<bool>,
-) {
+) -> Result<(), OperatorError> {
+    let client = &clients.fenced;
     let metadata = policy.current().metadata().clone();
     let discovery = retrying("discovery", config.discovery_retry, || {
         Kinds::discover(client, &metadata, &config.uncached_kinds)
     });
     let kinds = tokio::select! {
         kinds = discovery => Arc::new(kinds),
-        () = stopping(&mut shutdown) => return,
+        () = stopping(&mut shutdown) => return Ok(()),
     };
     tracing::info!(
         kinds = kinds.iter().count(),
@@ -415,27 +494,16 @@ async fn operate(
 
     let election = match &config.leader_election {
         None => {
-            shared.gate.set(true);
+            shared.gate.open();
             None
         }
-        Some(election) => {
-            let start = retrying(
-                "joining the leader election",
-                config.discovery_retry,
-                || {
-                    Election::start(
-                        client.clone(),
-                        election,
-                        &config.identity,
-                        shared.gate.clone(),
-                    )
-                },
-            );
-            tokio::select! {
-                election = start => Some(election),
-                () = stopping(&mut shutdown) => None,
-            }
-        }
+        Some(election) => Some(Election::start(
+            clients.lease.clone(),
+            election,
+            &config.identity,
+            shared.gate.clone(),
+            config.api.timeout,
+        )),
     };
 
     let ctx = Arc::new(Context {
@@ -459,24 +527,29 @@ async fn operate(
     // Reconcile from complete caches only. (`shared.ready`, not `Cache::synced`: kube's
     // `Store::wait_until_ready` wakes only one of several concurrent waiters.)
     let mut ready = shared.ready.subscribe();
+    let mut outcome = Ok(());
     while !*shutdown.borrow() {
         tokio::select! {
             () = async {
-                shared.gate.wait_for(true).await;
+                shared.gate.opened().await;
                 let _ = ready.wait_for(|ready| *ready).await;
             } => {}
             () = stopping(&mut shutdown) => break,
         }
-        run_term(
-            &ctx,
-            &dispatcher,
+        let term = Term {
+            ctx: &ctx,
+            dispatcher: &dispatcher,
             config,
-            &shared.reconcile_all,
-            shutdown.clone(),
-        )
-        .await;
+            reconcile_all: &shared.reconcile_all,
+            progress: &shared.progress,
+        };
+        if term.run(shutdown.clone()).await == TermEnd::LeadershipLost {
+            outcome = Err(OperatorError::LeadershipLost);
+            break;
+        }
     }
 
+    shared.gate.close();
     if let Some(election) = election {
         election.stop().await;
     }
@@ -484,66 +557,119 @@ async fn operate(
     for watcher in watchers {
         watcher.abort();
     }
+    outcome
 }
 
-/// One leadership term: a controller per trigger kind, fed by the dispatcher, until the Lease
-/// is lost or shutdown is asked; then the controllers stop gracefully.
-async fn run_term(
-    ctx: &Arc<Context>,
-    dispatcher: &Dispatcher,
-    config: &OperatorConfig,
-    reconcile_all: &watch::Sender<u64>,
-    mut shutdown: watch::Receiver<bool>,
-) {
-    tracing::info!("leading: starting the controllers");
-    let mut senders = TermSenders::new();
-    let mut stops = Vec::new();
-    let mut controllers = Vec::new();
-    for info in ctx.cache.kinds().triggers() {
-        // Trigger kinds are always watched.
-        let Some(store) = ctx.cache.store(&info.key()) else {
-            continue;
-        };
-        let (requests, queue) = futures::channel::mpsc::unbounded();
-        let (stop, stopped) = oneshot::channel::<()>();
-        senders.insert(info.key(), requests);
-        stops.push(stop);
-        let (reconciled, failed) = (info.clone(), info.clone());
-        let controller = Controller::for_stream_with(
-            stream::pending::<Result<CachedObject, watcher::Error>>(),
-            store.clone(),
-            info.api_resource.clone(),
-        )
-        .with_config(controller::Config::default().concurrency(config.concurrency))
-        .reconcile_on(queue)
-        .reconcile_all_on(bumps(reconcile_all.subscribe()))
-        .graceful_shutdown_on(stopped.map(drop))
-        .run(
-            move |object, ctx| reconcile(reconciled.clone(), object, ctx),
-            move |object, error, ctx| error_policy(&failed, object, error, ctx),
-            ctx.clone(),
-        )
-        .for_each(|result| {
-            if let Err(error) = result {
-                tracing::debug!(error = %error_chain(&error), "controller");
-            }
-            std::future::ready(())
-        })
-        .instrument(tracing::info_span!("controller", kind = %info.key()));
-        controllers.push(controller);
-    }
-    dispatcher.begin_term(senders, &ctx.cache);
-    let end = async {
-        tokio::select! {
-            () = ctx.gate.wait_for(false) => tracing::warn!("leadership lost: stopping the controllers"),
-            () = stopping(&mut shutdown) => tracing::info!("shutting down: finishing the reconciles in flight"),
+/// How a leadership term ended.
+#[derive(Debug, PartialEq, Eq)]
+enum TermEnd {
+    /// Shutdown was asked.
+    Shutdown,
+    /// The leader gate closed: the Lease was lost or not renewed in time.
+    LeadershipLost,
+    /// The controllers stopped by themselves (their queues closed): a new term starts.
+    ControllersStopped,
+}
+
+/// What a leadership term runs with.
+struct Term<'a> {
+    ctx: &'a Arc<Context>,
+    dispatcher: &'a Dispatcher,
+    config: &'a OperatorConfig,
+    reconcile_all: &'a watch::Sender<u64>,
+    progress: &'a Arc<Progress>,
+}
+
+impl Term<'_> {
+    /// A controller per trigger kind, fed by the dispatcher, until the lead is lost or
+    /// shutdown is asked; then the controllers stop gracefully, for at most the graceful
+    /// shutdown timeout, after which the gate closes and the reconciles still running are
+    /// abandoned.
+    async fn run(self, mut shutdown: watch::Receiver<bool>) -> TermEnd {
+        let Self {
+            ctx,
+            dispatcher,
+            config,
+            reconcile_all,
+            progress,
+        } = self;
+        tracing::info!("leading: starting the controllers");
+        let mut senders = TermSenders::new();
+        let mut stops = Vec::new();
+        let mut controllers = Vec::new();
+        for info in ctx.cache.kinds().triggers() {
+            // Trigger kinds are always watched.
+            let Some(store) = ctx.cache.store(&info.key()) else {
+                continue;
+            };
+            let (requests, queue) = futures::channel::mpsc::unbounded();
+            let (stop, stopped) = oneshot::channel::<()>();
+            senders.insert(info.key(), requests);
+            stops.push(stop);
+            let (reconciled, failed) = (info.clone(), info.clone());
+            let progress = progress.clone();
+            let controller = Controller::for_stream_with(
+                stream::pending::<Result<CachedObject, watcher::Error>>(),
+                store.clone(),
+                info.api_resource.clone(),
+            )
+            .with_config(controller::Config::default().concurrency(config.concurrency))
+            .reconcile_on(queue)
+            .reconcile_all_on(bumps(reconcile_all.subscribe()))
+            .graceful_shutdown_on(stopped.map(drop))
+            .run(
+                move |object, ctx| {
+                    let running = progress.begin(
+                        ObjectRef::from_obj_with(&*object, reconciled.api_resource.clone())
+                            .to_string(),
+                    );
+                    reconcile(reconciled.clone(), object, ctx).inspect(move |_| drop(running))
+                },
+                move |object, error, ctx| error_policy(&failed, object, error, ctx),
+                ctx.clone(),
+            )
+            .for_each(|result| {
+                if let Err(error) = result {
+                    tracing::debug!(error = %error_chain(&error), "controller");
+                }
+                std::future::ready(())
+            })
+            .instrument(tracing::info_span!("controller", kind = %info.key()));
+            controllers.push(controller);
         }
+        dispatcher.begin_term(senders, &ctx.cache);
+        let mut controllers = std::pin::pin!(futures::future::join_all(controllers));
+        let end = tokio::select! {
+            () = ctx.gate.closed() => {
+                tracing::error!("leadership lost: stopping the controllers");
+                TermEnd::LeadershipLost
+            }
+            () = stopping(&mut shutdown) => {
+                tracing::info!("shutting down: finishing the reconciles in flight");
+                TermEnd::Shutdown
+            }
+            _ = &mut controllers => {
+                dispatcher.end_term();
+                return TermEnd::ControllersStopped;
+            }
+        };
         for stop in stops {
             let _ = stop.send(());
         }
-    };
-    futures::future::join(end, futures::future::join_all(controllers)).await;
-    dispatcher.end_term();
+        let timeout = config.graceful_shutdown_timeout;
+        if tokio::time::timeout(timeout, &mut controllers)
+            .await
+            .is_err()
+        {
+            ctx.gate.close();
+            tracing::warn!(
+                ?timeout,
+                "reconciles still running after the graceful shutdown timeout: abandoned"
+            );
+        }
+        dispatcher.end_term();
+        end
+    }
 }
 
 /// An item for every change of `counter` after now.

@@ -37,9 +37,30 @@ use wasmtime::{
 
 use crate::bindings::Policy as PolicyWorld;
 use crate::bindings::capt::policy::log::{Host as LogHost, Level};
+use crate::compile::{CompileLimits, CompileWorker};
 use crate::wasm::LoadError;
 use capt_host_core::PolicyError;
 use capt_host_core::text::truncate;
+
+/// The engine settings that decide what compiled code looks like: an engine of any
+/// allocation strategy built from them runs the code another one compiled (a compiler process
+/// needs no instance pool).
+pub(crate) fn code_config() -> Config {
+    let mut config = Config::new();
+    config
+        .wasm_component_model(true)
+        .epoch_interruption(true)
+        // Guest recursion depth: 512 KiB of native stack per call (wasmtime's default
+        // is also 512 KiB; stated so it never changes under us).
+        .max_wasm_stack(512 << 10)
+        // 4 GiB of address space per memory slot (wasmtime's default), so that Cranelift
+        // drops the bounds check of every load and store: calls are 10% faster
+        // (BENCHMARKS.md, `engine_knobs`). Address space only: (4 GiB + 32 MiB guard) x 32
+        // slots = 129 GiB of the 128 TiB a 64-bit process has; `memory_bytes` still limits
+        // what a call may use (the pool's `max_memory_size` and the store's limiter).
+        .memory_reservation(4 << 30);
+    config
+}
 
 /// How often the background thread advances the engine's epoch: how often a running call's
 /// budget is checked (a call overruns its limits by at most about one tick).
@@ -84,6 +105,8 @@ pub struct Limits {
     /// more calls wait for a slot (up to [`Limits::slot_wait`]). Default 16: the CLI runs one
     /// at a time; an operator runs one per worker.
     pub concurrent_calls: u32,
+    /// The budget of compiling a module (see [`crate::compile`]).
+    pub compile: CompileLimits,
 }
 
 impl Default for Limits {
@@ -98,6 +121,7 @@ impl Default for Limits {
             log_message_bytes: 4 << 10,
             log_records: 256,
             concurrent_calls: 16,
+            compile: CompileLimits::default(),
         }
     }
 }
@@ -126,6 +150,7 @@ struct Inner {
     limits: Limits,
     page_reset: ResetChoice,
     slots: Arc<SlotGate>,
+    compile_worker: Option<CompileWorker>,
 }
 
 impl Engine {
@@ -139,6 +164,20 @@ impl Engine {
     /// Like [`Engine::new`], with the memory reset chosen by the caller (benchmarks and tests
     /// compare both; an embedder that knows its memory cannot be swapped may skip the check).
     pub fn with_page_reset(limits: Limits, page_reset: ResetChoice) -> Result<Self, LoadError> {
+        Self::build(limits, page_reset, None)
+    }
+
+    /// Like [`Engine::new`], compiling modules in processes started by `worker`, each under
+    /// [`Limits::compile`]'s memory and time budget (see [`crate::compile`]).
+    pub fn with_compile_worker(limits: Limits, worker: CompileWorker) -> Result<Self, LoadError> {
+        Self::build(limits, detect_page_reset(), Some(worker))
+    }
+
+    fn build(
+        limits: Limits,
+        page_reset: ResetChoice,
+        compile_worker: Option<CompileWorker>,
+    ) -> Result<Self, LoadError> {
         let mut pool = PoolingAllocationConfig::default();
         // One slot per concurrent call; a call holds one component instance.
         pool.total_component_instances(limits.concurrent_calls);
@@ -168,20 +207,8 @@ impl Engine {
             PageReset::Memset => Enabled::No,
         });
 
-        let mut config = Config::new();
-        config
-            .wasm_component_model(true)
-            .epoch_interruption(true)
-            // Guest recursion depth: 512 KiB of native stack per call (wasmtime's default
-            // is also 512 KiB; stated so it never changes under us).
-            .max_wasm_stack(512 << 10)
-            // 4 GiB of address space per memory slot (wasmtime's default), so that Cranelift
-            // drops the bounds check of every load and store: calls are 10% faster
-            // (BENCHMARKS.md, `engine_knobs`). Address space only: (4 GiB + 32 MiB guard) x 32
-            // slots = 129 GiB of the 128 TiB a 64-bit process has; `memory_bytes` still limits
-            // what a call may use (the pool's `max_memory_size` and the store's limiter).
-            .memory_reservation(4 << 30)
-            .allocation_strategy(InstanceAllocationStrategy::Pooling(pool));
+        let mut config = code_config();
+        config.allocation_strategy(InstanceAllocationStrategy::Pooling(pool));
         let engine = wasmtime::Engine::new(&config).map_err(|e| LoadError::Engine(e.into()))?;
 
         let mut linker = Linker::new(&engine);
@@ -197,8 +224,14 @@ impl Engine {
                 limits,
                 page_reset,
                 slots,
+                compile_worker,
             }),
         })
+    }
+
+    /// The process modules are compiled in, if not this one.
+    pub(crate) fn compile_worker(&self) -> Option<&CompileWorker> {
+        self.inner.compile_worker.as_ref()
     }
 
     /// The limits every call runs under.
@@ -750,6 +783,20 @@ impl LogHost for CallState {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_compiler_engine_without_a_pool_makes_code_the_pooled_engine_runs() {
+        let pooled = Engine::new(Limits::default()).unwrap();
+        let compiler = wasmtime::Engine::new(&code_config()).unwrap();
+        let code = compiler
+            .precompile_component(&wat::parse_str("(component)").unwrap())
+            .unwrap();
+        // SAFETY: compiled just above by an engine of the same code settings.
+        #[allow(unsafe_code)]
+        let loaded =
+            unsafe { wasmtime::component::Component::deserialize(pooled.wasmtime(), &code) };
+        assert!(loaded.is_ok(), "{:?}", loaded.err());
+    }
 
     #[test]
     fn limiter_denies_growth_past_the_limit_and_remembers_it() {

@@ -1,7 +1,8 @@
 //! [`WasmPolicy`]: a policy component, validated and linked once, called in a fresh store.
 //!
-//! Loading checks, in order, that the bytes are a component (not a core module), that it
-//! compiles, that it imports nothing but `capt:policy/log`, that it exports a compatible
+//! Loading checks, in order, that the bytes are a component (not a core module), that its
+//! code is within the static limits and that it compiles within its budget ([`crate::compile`]),
+//! that it imports nothing but `capt:policy/log`, that it exports a compatible
 //! `capt:policy/reconciler`, that it links, and that `metadata()` answers sensibly. Each
 //! failure is its own [`LoadError`] variant.
 
@@ -15,6 +16,7 @@ use wasmtime::component::types::ComponentItem;
 use wasmtime::{Store, Trap};
 
 use crate::bindings::{Policy as PolicyWorld, PolicyPre};
+use crate::compile::{self, COMPILE_MEMORY_FLAG, COMPILE_TIME_FLAG, ComplexityMeasure};
 use crate::compile_cache::CompileCache;
 use crate::convert;
 use crate::engine::{CallState, Engine};
@@ -45,6 +47,48 @@ pub enum LoadError {
     /// The component is invalid or could not be compiled (a truncated file, for instance).
     #[error("the component is invalid or could not be compiled")]
     Compile(#[source] BoxError),
+    /// The module's code is larger or more deeply nested than the static checks allow
+    /// ([`crate::Complexity`]); nothing was compiled.
+    #[error("the module is too complex to compile: {what} is {actual}, over the limit of {limit}")]
+    TooComplex {
+        /// What was measured.
+        what: ComplexityMeasure,
+        /// The limit.
+        limit: u64,
+        /// The module's value (the first one found past the limit).
+        actual: u64,
+    },
+    /// Compiling took longer than [`crate::CompileLimits::time`]; the compiler process was
+    /// killed.
+    #[error(
+        "compiling the module took longer than {limit:?}; the compiler process was stopped \
+         ({flag} raises the limit)",
+        flag = COMPILE_TIME_FLAG
+    )]
+    CompileTimeExceeded {
+        /// The time limit.
+        limit: Duration,
+    },
+    /// The compiler process ended abnormally, as it does when an allocation fails under its
+    /// memory limit ([`crate::CompileLimits::memory_bytes`]).
+    #[error(
+        "the compiler process ended abnormally ({status}), as it does when compiling the \
+         module needs more than its memory limit of {limit_bytes} bytes ({flag} raises the \
+         limit){}",
+        if messages.is_empty() { String::new() } else { format!("; it said: {messages}") },
+        flag = COMPILE_MEMORY_FLAG
+    )]
+    CompileMemoryExceeded {
+        /// The memory limit.
+        limit_bytes: u64,
+        /// How it ended.
+        status: String,
+        /// What it wrote to its standard error (the end cut).
+        messages: String,
+    },
+    /// The compiler process could not be started or spoken to.
+    #[error("could not run the compiler process")]
+    CompileWorker(#[source] std::io::Error),
     /// The component imports something the host does not provide.
     #[error(
         "the component imports `{0}`, but a policy may import only `{LOG_IMPORT}@{range}`",
@@ -79,6 +123,10 @@ impl LoadError {
             Self::NotWasm => "not_wasm",
             Self::CoreModule => "core_module",
             Self::Compile(_) => "compile",
+            Self::TooComplex { .. } => "too_complex",
+            Self::CompileTimeExceeded { .. } => "compile_time",
+            Self::CompileMemoryExceeded { .. } => "compile_memory",
+            Self::CompileWorker(_) => "compile_worker",
             Self::UnexpectedImport(_) => "unexpected_import",
             Self::MissingExport(_) => "missing_export",
             Self::IncompatibleVersion(_) => "incompatible_version",
@@ -142,6 +190,7 @@ impl WasmPolicy {
         cache: Option<&CompileCache>,
     ) -> Result<Self, LoadError> {
         check_header(bytes)?;
+        compile::check_complexity(bytes, &engine.limits().compile.complexity)?;
         let sha256 = hex(&Sha256::digest(bytes));
         let start = Instant::now();
         let cached = cache.and_then(|cache| cache.get(engine, &sha256));
@@ -149,8 +198,7 @@ impl WasmPolicy {
         let component = match cached {
             Some(component) => component,
             None => {
-                let component = Component::new(engine.wasmtime(), bytes)
-                    .map_err(|e| LoadError::Compile(e.into()))?;
+                let component = compile::compile(engine, bytes)?;
                 if let Some(cache) = cache {
                     cache.put(engine, &sha256, &component);
                 }

@@ -135,6 +135,11 @@ impl SwapError {
         }
     }
 
+    /// True when the module file does not exist (a ConfigMap not created yet).
+    pub fn is_missing_file(&self) -> bool {
+        matches!(self, Self::Read { source, .. } if source.kind() == std::io::ErrorKind::NotFound)
+    }
+
     /// True when the same files may pass later without changing (an I/O failure): such a
     /// rejection does not stop the next event from trying the same module again.
     pub fn is_transient(&self) -> bool {

@@ -19,7 +19,7 @@ use super::status::{
     PolicyStatus, RejectionReport, RollbackReport, ShadowReport, SwapMetrics, SwapTimings,
 };
 use super::supervised::{Probation, RollbackRequest};
-use super::{SwapConfig, Swapper};
+use super::{StartFailure, SwapConfig, Swapper};
 use capt_host_operator::ReconcileAll;
 use capt_host_runtime::Engine;
 use capt_host_runtime::PolicySlot;
@@ -51,6 +51,7 @@ pub(crate) struct Job {
     shadowing: Option<Shadowing>,
     rollback_sender: mpsc::UnboundedSender<RollbackRequest>,
     rollbacks: mpsc::UnboundedReceiver<RollbackRequest>,
+    start_failure: Option<StartFailure>,
 }
 
 impl Job {
@@ -72,6 +73,7 @@ impl Job {
             shadow,
             status,
             active,
+            start_failure,
         } = swapper;
         let events = config
             .events
@@ -95,6 +97,7 @@ impl Job {
             shadowing: None,
             rollback_sender,
             rollbacks,
+            start_failure,
         }
     }
 
@@ -108,6 +111,14 @@ impl Job {
         });
         if changes.is_some() {
             tracing::info!(module = %self.config.module.display(), "watching the policy module for changes");
+        }
+        if let Some(failure) = self.start_failure.take() {
+            self.metrics.fallback.set(1);
+            // A missing file is no rejection: there is nothing to reject yet.
+            if !failure.error.is_missing_file() {
+                self.reject(&failure.error, failure.digest, failure.version, failure.key)
+                    .await;
+            }
         }
         loop {
             let shadow_deadline = self.shadowing.as_ref().map(|s| s.deadline);
@@ -352,6 +363,7 @@ impl Job {
         };
         let previous = std::mem::replace(&mut self.active, module);
         self.metrics.swaps.inc();
+        self.metrics.fallback.set(0);
         self.metrics.set_active(&self.active.report);
         self.metrics
             .swap_duration
@@ -376,6 +388,7 @@ impl Job {
                 state.last_canary = canary.clone();
             }
             state.last_swap = Some(timings);
+            state.fallback = None;
             state.swaps += 1;
         });
         self.last_good = Some(previous);

@@ -49,6 +49,7 @@ use std::path::PathBuf;
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 use std::time::{Duration, Instant};
 
+use capt_host_core::Policy as _;
 use capt_host_operator::OperatorBuilder;
 use capt_host_runtime::CompileCache;
 use capt_host_runtime::Engine;
@@ -96,6 +97,30 @@ pub struct SwapConfig {
     /// The object swap events are recorded about; `None`: no events (logs, metrics and
     /// `/policy` only).
     pub events: Option<EventTarget>,
+    /// The module served when, at start, the module file is missing, cannot be loaded, or
+    /// fails its canary (the module embedded in the binary); the file is then watched as
+    /// usual and its module swapped in once it passes. With a fallback, the module file's
+    /// module runs the canary at start too. `None`: such a start fails. Default `None`.
+    pub fallback: Option<Fallback>,
+}
+
+/// A module to serve when the module file cannot be used at start (see
+/// [`SwapConfig::fallback`]).
+#[derive(Clone)]
+pub struct Fallback {
+    /// The module's bytes.
+    pub bytes: &'static [u8],
+    /// How logs name it, e.g. `embedded default`.
+    pub label: String,
+}
+
+impl std::fmt::Debug for Fallback {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Fallback")
+            .field("label", &self.label)
+            .field("bytes", &self.bytes.len())
+            .finish()
+    }
 }
 
 impl SwapConfig {
@@ -113,6 +138,7 @@ impl SwapConfig {
             shadow: Duration::ZERO,
             rollback: RollbackPolicy::default(),
             events: None,
+            fallback: None,
         }
     }
 }
@@ -142,6 +168,17 @@ pub struct Swapper {
     shadow: Arc<shadow::ShadowSlot>,
     status: Arc<PolicyStatus>,
     active: pipeline::Module,
+    start_failure: Option<StartFailure>,
+}
+
+/// Why the module file could not be used at start, when the fallback serves instead.
+pub(crate) struct StartFailure {
+    pub(crate) error: SwapError,
+    pub(crate) digest: Option<String>,
+    pub(crate) version: Option<String>,
+    pub(crate) key: Option<(String, String)>,
+    /// The settings read, for the fallback (the defaults when they are what failed).
+    settings: source::Settings,
 }
 
 impl std::fmt::Debug for Swapper {
@@ -167,25 +204,46 @@ pub struct CheckReport {
 }
 
 impl Swapper {
-    /// Loads the module and settings files (through the compile cache) into `engine`. The
-    /// initial module gets no canary: it is what the operator starts with.
+    /// Loads the module and settings files (through the compile cache) into `engine`. Without
+    /// a [`SwapConfig::fallback`], the initial module gets no canary (it is what the operator
+    /// starts with) and any failure fails the start. With one, the module file's module must
+    /// also pass the canary, and when the file is missing, does not load or fails the
+    /// canary, the fallback serves instead: logged, reported on `/policy` (`fallback`) and in
+    /// metrics (`policy_fallback`); the file is watched and its module swapped in once it
+    /// passes.
     pub fn load(engine: &Engine, config: SwapConfig) -> Result<Self, SwapError> {
         let start = Instant::now();
-        let candidate = source::read(
-            &config.module,
-            config.settings.as_deref(),
-            config.max_module_bytes,
-        )?;
-        let policy =
-            WasmPolicy::load_with_cache(engine, &candidate.bytes, config.compile_cache.as_ref())
-                .map_err(SwapError::Load)?;
-        let compilation = policy.compilation();
-        let module = pipeline::Module::new(Arc::new(policy), &candidate, &config);
-        module.merged_settings(&config)?;
+        let (module, compilation, start_failure) = match load_file(engine, &config) {
+            Ok((module, compilation)) => (module, compilation, None),
+            Err(failure) => match &config.fallback {
+                None => return Err(failure.error),
+                Some(fallback) => {
+                    let module = load_fallback(engine, &config, fallback, &failure.settings)?;
+                    let compilation = module.policy.compilation();
+                    let error = capt_host_core::error_chain(&failure.error);
+                    if failure.error.is_missing_file() {
+                        tracing::info!(
+                            module = %config.module.display(),
+                            fallback = %fallback.label,
+                            "no policy module file; serving the fallback until it appears"
+                        );
+                    } else {
+                        tracing::error!(
+                            module = %config.module.display(),
+                            reason = failure.error.reason(),
+                            %error,
+                            fallback = %fallback.label,
+                            "the policy module file cannot be used; serving the fallback until it changes"
+                        );
+                    }
+                    (module, compilation, Some(*failure))
+                }
+            },
+        };
         let shadow = Arc::new(shadow::ShadowSlot::default());
         let active = module.active(None, shadow.clone(), &config)?;
         tracing::info!(
-            module = %config.module.display(),
+            module = %module.report.source.as_deref().unwrap_or("(fallback)"),
             policy = %module.report.name,
             version = %module.report.version,
             sha256 = %module.report.digest,
@@ -194,14 +252,21 @@ impl Swapper {
             "policy module loaded"
         );
         let status = PolicyStatus::with_shadow(module.report.clone(), shadow.clone());
-        if config.watch {
-            status.update(|state| {
+        status.update(|state| {
+            if config.watch {
                 state.watching = std::iter::once(&config.module)
                     .chain(config.settings.as_ref())
                     .map(|p| p.display().to_string())
                     .collect();
+            }
+            state.fallback = start_failure.as_ref().map(|failure| RejectionReport {
+                digest: failure.digest.clone(),
+                version: failure.version.clone(),
+                reason: failure.error.reason().to_owned(),
+                message: capt_host_core::error_chain(&failure.error),
+                time: chrono::Utc::now(),
             });
-        }
+        });
         Ok(Self {
             slot: PolicySlot::new(active),
             config: Arc::new(config),
@@ -209,6 +274,7 @@ impl Swapper {
             shadow,
             status: Arc::new(status),
             active: module,
+            start_failure,
         })
     }
 
@@ -273,6 +339,107 @@ impl Swapper {
                 compilation: passed.compilation,
                 canary: passed.canary,
             })),
+        }
+    }
+}
+
+/// Loads the module file's module at start: read, compile, contract, settings and, when there
+/// is a fallback (another module), the canary.
+fn load_file(
+    engine: &Engine,
+    config: &SwapConfig,
+) -> Result<(pipeline::Module, Compilation), Box<StartFailure>> {
+    let fail = |error, settings: &source::Settings, digest, version, key| {
+        Box::new(StartFailure {
+            error,
+            digest,
+            version,
+            key,
+            settings: settings.clone(),
+        })
+    };
+    let defaults = source::Settings::default();
+    let settings = source::read_settings(config.settings.as_deref())
+        .map_err(|error| fail(error, &defaults, None, None, None))?;
+    let bytes = source::read_module(&config.module, config.max_module_bytes)
+        .map_err(|error| fail(error, &settings, None, None, None))?;
+    let candidate = source::Candidate::new(bytes, &settings);
+    let (digest, key) = (Some(candidate.sha256.clone()), Some(candidate.key()));
+    let policy =
+        WasmPolicy::load_with_cache(engine, &candidate.bytes, config.compile_cache.as_ref())
+            .map_err(|error| {
+                fail(
+                    SwapError::Load(error),
+                    &settings,
+                    digest.clone(),
+                    None,
+                    key.clone(),
+                )
+            })?;
+    let compilation = policy.compilation();
+    let version = Some(policy.metadata().version.clone());
+    let module = pipeline::Module::new(Arc::new(policy), &candidate, config);
+    // From here the module has loaded: a failure names its version too.
+    let failed = |error, settings: &source::Settings| {
+        fail(
+            error,
+            settings,
+            digest.clone(),
+            version.clone(),
+            key.clone(),
+        )
+    };
+    // The settings are what failed: the fallback runs with the defaults.
+    module
+        .merged_settings(config)
+        .map_err(|error| failed(error, &defaults))?;
+    // The canary judges the file's module against the fallback; the fallback itself needs none.
+    if config
+        .fallback
+        .as_ref()
+        .is_some_and(|fallback| fallback.bytes != candidate.bytes.as_slice())
+    {
+        config
+            .canary
+            .run(&*module.policy)
+            .map_err(|error| failed(error, &settings))?;
+    }
+    Ok((module, compilation))
+}
+
+/// Loads the fallback module with `settings` (no canary: it is the binary's own); with its
+/// defaults when it rejects them.
+fn load_fallback(
+    engine: &Engine,
+    config: &SwapConfig,
+    fallback: &Fallback,
+    settings: &source::Settings,
+) -> Result<pipeline::Module, SwapError> {
+    let policy = Arc::new(
+        WasmPolicy::load_with_cache(engine, fallback.bytes, config.compile_cache.as_ref())
+            .map_err(SwapError::Load)?,
+    );
+    let with = |settings: &source::Settings| {
+        let candidate = source::Candidate {
+            sha256: policy.sha256().to_owned(),
+            bytes: vec![],
+            settings: settings.file.clone(),
+            settings_sha256: settings.sha256.clone(),
+        };
+        let mut module = pipeline::Module::new(policy.clone(), &candidate, config);
+        module.report.source = None;
+        module
+    };
+    let module = with(settings);
+    match module.merged_settings(config) {
+        Ok(_) => Ok(module),
+        Err(error) => {
+            tracing::warn!(
+                error = %capt_host_core::error_chain(&error),
+                fallback = %fallback.label,
+                "the fallback rejects the settings file; it runs with its default settings"
+            );
+            Ok(with(&source::Settings::default()))
         }
     }
 }

@@ -38,6 +38,16 @@ pub(crate) struct Candidate {
 }
 
 impl Candidate {
+    /// The candidate of the module `bytes` with `settings`.
+    pub(crate) fn new(bytes: Vec<u8>, settings: &Settings) -> Self {
+        Self {
+            sha256: hex(&Sha256::digest(&bytes)),
+            bytes,
+            settings: settings.file.clone(),
+            settings_sha256: settings.sha256.clone(),
+        }
+    }
+
     /// What makes two candidates the same: the module and the settings.
     pub(crate) fn key(&self) -> (String, String) {
         (self.sha256.clone(), self.settings_sha256.clone())
@@ -51,12 +61,19 @@ pub(crate) fn read(
     settings: Option<&Path>,
     limit: u64,
 ) -> Result<Candidate, SwapError> {
-    let read_error = |path: &Path| {
-        let path = path.to_owned();
-        move |source| SwapError::Read { path, source }
+    let bytes = read_module(module, limit)?;
+    let settings = read_settings(settings)?;
+    Ok(Candidate::new(bytes, &settings))
+}
+
+/// Reads the module at `path`, refusing more than `limit` bytes.
+pub(crate) fn read_module(path: &Path, limit: u64) -> Result<Vec<u8>, SwapError> {
+    let read_error = |source| SwapError::Read {
+        path: path.to_owned(),
+        source,
     };
-    let file = std::fs::File::open(module).map_err(read_error(module))?;
-    let size = file.metadata().map_err(read_error(module))?.len();
+    let file = std::fs::File::open(path).map_err(read_error)?;
+    let size = file.metadata().map_err(read_error)?.len();
     if size > limit {
         return Err(SwapError::TooLarge { size, limit });
     }
@@ -64,31 +81,54 @@ pub(crate) fn read(
     // The file may grow while it is read: never take more than the limit.
     file.take(limit.saturating_add(1))
         .read_to_end(&mut bytes)
-        .map_err(read_error(module))?;
+        .map_err(read_error)?;
     let read = bytes.len() as u64;
     if read > limit {
         return Err(SwapError::TooLarge { size: read, limit });
     }
-    let (settings, settings_sha256) = match settings {
-        None => (None, String::new()),
-        Some(path) => {
-            let text = std::fs::read(path).map_err(read_error(path))?;
-            let digest = hex(&Sha256::digest(&text));
-            let invalid = |message: String| SwapError::Settings {
-                path: Some(path.to_owned()),
-                message,
-            };
-            let text = String::from_utf8(text).map_err(|e| invalid(e.to_string()))?;
-            let file = SettingsFile::parse(path, &text)
-                .map_err(|e| invalid(capt_host_core::error_chain(&e)))?;
-            (Some(file), digest)
+    Ok(bytes)
+}
+
+/// The settings overrides of a candidate.
+#[derive(Debug, Clone, Default)]
+pub(crate) struct Settings {
+    /// The overrides, with their places in the file; `None` without a settings file, or
+    /// when it does not exist.
+    pub(crate) file: Option<SettingsFile>,
+    /// The SHA-256 of the file's bytes; empty without one.
+    pub(crate) sha256: String,
+}
+
+/// Reads the settings file at `path`. A file that does not exist (a ConfigMap without a
+/// settings key, not created yet) means the policy's default settings; it is read again when
+/// it appears.
+pub(crate) fn read_settings(path: Option<&Path>) -> Result<Settings, SwapError> {
+    let Some(path) = path else {
+        return Ok(Settings::default());
+    };
+    let text = match std::fs::read(path) {
+        Ok(text) => text,
+        Err(error) if error.kind() == std::io::ErrorKind::NotFound => {
+            return Ok(Settings::default());
+        }
+        Err(source) => {
+            return Err(SwapError::Read {
+                path: path.to_owned(),
+                source,
+            });
         }
     };
-    Ok(Candidate {
-        sha256: hex(&Sha256::digest(&bytes)),
-        bytes,
-        settings,
-        settings_sha256,
+    let sha256 = hex(&Sha256::digest(&text));
+    let invalid = |message: String| SwapError::Settings {
+        path: Some(path.to_owned()),
+        message,
+    };
+    let text = String::from_utf8(text).map_err(|e| invalid(e.to_string()))?;
+    let file =
+        SettingsFile::parse(path, &text).map_err(|e| invalid(capt_host_core::error_chain(&e)))?;
+    Ok(Settings {
+        file: Some(file),
+        sha256,
     })
 }
 
@@ -197,6 +237,27 @@ mod tests {
             AccessMode::Write
         ))));
         assert!(!is_read(&EventKind::Create(notify::event::CreateKind::Any)));
+    }
+
+    #[test]
+    fn a_missing_settings_file_means_the_defaults_and_differs_from_an_empty_one() {
+        let dir = std::env::temp_dir().join(format!("capt-swap-settings-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let path = dir.join("settings.yaml");
+        let _ = std::fs::remove_file(&path);
+        let missing = read_settings(Some(&path)).unwrap();
+        assert!(missing.file.is_none());
+        assert!(missing.sha256.is_empty());
+        std::fs::write(&path, "{}").unwrap();
+        let present = read_settings(Some(&path)).unwrap();
+        assert_eq!(
+            present.file.as_ref().map(SettingsFile::overrides),
+            Some(&serde_json::json!({}))
+        );
+        assert!(!present.sha256.is_empty());
+        std::fs::write(&path, "[unclosed").unwrap();
+        assert_eq!(read_settings(Some(&path)).unwrap_err().reason(), "settings");
+        std::fs::remove_dir_all(&dir).unwrap();
     }
 
     #[test]

@@ -158,6 +158,10 @@ pub struct PolicyReport {
     /// The last module rejected.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub last_rejected: Option<RejectionReport>,
+    /// Why the active module is the fallback (the module embedded in the binary): the module
+    /// file could not be used at start. Cleared when a module from the file is promoted.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub fallback: Option<RejectionReport>,
     /// The last rollback.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub last_rollback: Option<RollbackReport>,
@@ -191,6 +195,7 @@ pub(crate) struct State {
     pub(crate) probation: Option<Arc<Probation>>,
     pub(crate) last_good: Option<ModuleReport>,
     pub(crate) last_rejected: Option<RejectionReport>,
+    pub(crate) fallback: Option<RejectionReport>,
     pub(crate) last_rollback: Option<RollbackReport>,
     pub(crate) shadow: Option<ShadowReport>,
     pub(crate) shadow_run: Option<Arc<super::shadow::ShadowRun>>,
@@ -223,6 +228,7 @@ impl PolicyStatus {
                 probation: None,
                 last_good: None,
                 last_rejected: None,
+                fallback: None,
                 last_rollback: None,
                 shadow: None,
                 shadow_run: None,
@@ -269,6 +275,7 @@ impl PolicyStatus {
             probation: state.probation.as_ref().map(|p| p.report()),
             last_good: state.last_good.clone(),
             last_rejected: state.last_rejected.clone(),
+            fallback: state.fallback.clone(),
             last_rollback: state.last_rollback.clone(),
             shadow,
             last_canary: state.last_canary.clone(),
@@ -307,6 +314,7 @@ pub struct SwapMetrics {
     pub(crate) swaps: Counter,
     rejections: Family<ReasonLabels, Counter>,
     pub(crate) rollbacks: Counter,
+    pub(crate) fallback: Gauge,
     pub(crate) shadow_comparisons: Counter,
     pub(crate) shadow_differences: Counter,
     pub(crate) swap_duration: Histogram,
@@ -314,7 +322,7 @@ pub struct SwapMetrics {
 
 impl SwapMetrics {
     /// Registers `policy_active_info`, `policy_swaps_total`, `policy_rejections_total`,
-    /// `policy_rollbacks_total`, `policy_shadow_comparisons_total`,
+    /// `policy_rollbacks_total`, `policy_fallback`, `policy_shadow_comparisons_total`,
     /// `policy_shadow_differences_total` and `policy_swap_duration_seconds`.
     pub fn register(registry: &mut Registry) -> Self {
         let metrics = Self {
@@ -322,6 +330,7 @@ impl SwapMetrics {
             swaps: Counter::default(),
             rejections: Family::default(),
             rollbacks: Counter::default(),
+            fallback: Gauge::default(),
             shadow_comparisons: Counter::default(),
             shadow_differences: Counter::default(),
             // 10 ms to about 80 s: a cached module and the canary take well under a second,
@@ -347,6 +356,12 @@ impl SwapMetrics {
             "policy_rollbacks",
             "Promoted policy modules rolled back after failing live reconciles",
             metrics.rollbacks.clone(),
+        );
+        registry.register(
+            "policy_fallback",
+            "1 while the fallback module (embedded in the binary) serves because the module file \
+             could not be used at start",
+            metrics.fallback.clone(),
         );
         registry.register(
             "policy_shadow_comparisons",

@@ -1,7 +1,10 @@
-//! Fault injection: conflicts, failures and latency on demand, matched against requests.
+//! Fault injection: conflicts, failures, hangs and latency on demand, matched against
+//! requests (their verb, resource, subresource and `User-Agent`).
 
 use std::sync::Mutex;
 use std::time::Duration;
+
+use tokio::sync::watch;
 
 use crate::error::{ApiError, Reason};
 use crate::stats::{RequestKey, Verb};
@@ -12,6 +15,7 @@ pub struct RequestFilter {
     verb: Option<Verb>,
     resource: Option<String>,
     subresource: Option<Option<String>>,
+    user_agent: Option<String>,
 }
 
 impl RequestFilter {
@@ -38,9 +42,18 @@ impl RequestFilter {
         self
     }
 
-    /// Whether the request `key` matches.
-    pub fn matches(&self, key: &RequestKey) -> bool {
-        self.verb.is_none_or(|v| v == key.verb)
+    /// Only requests whose `User-Agent` contains `part` (e.g. one client's identity).
+    pub fn user_agent(mut self, part: &str) -> Self {
+        self.user_agent = Some(part.to_string());
+        self
+    }
+
+    /// Whether the request `key`, sent with `user_agent`, matches.
+    pub fn matches(&self, key: &RequestKey, user_agent: &str) -> bool {
+        self.user_agent
+            .as_deref()
+            .is_none_or(|part| user_agent.contains(part))
+            && self.verb.is_none_or(|v| v == key.verb)
             && self.resource.as_deref().is_none_or(|r| key.is_resource(r))
             && self
                 .subresource
@@ -64,13 +77,26 @@ struct FaultState {
 }
 
 /// The fault plan of a server; see [`Faults`](crate::Faults) for the public handle.
-#[derive(Debug, Default)]
+#[derive(Debug)]
 pub(crate) struct FaultPlan {
     state: Mutex<FaultState>,
+    /// Requests matching one of these filters wait until it is removed.
+    hangs: watch::Sender<Vec<RequestFilter>>,
 }
 
-fn take(rules: &mut Vec<Rule>, key: &RequestKey) -> Option<u16> {
-    let rule = rules.iter_mut().find(|r| r.filter.matches(key))?;
+impl Default for FaultPlan {
+    fn default() -> Self {
+        Self {
+            state: Mutex::default(),
+            hangs: watch::Sender::new(Vec::new()),
+        }
+    }
+}
+
+fn take(rules: &mut Vec<Rule>, key: &RequestKey, user_agent: &str) -> Option<u16> {
+    let rule = rules
+        .iter_mut()
+        .find(|r| r.filter.matches(key, user_agent))?;
     rule.remaining -= 1;
     let code = rule.code;
     rules.retain(|r| r.remaining > 0);
@@ -110,15 +136,34 @@ impl FaultPlan {
         self.lock().latency
     }
 
+    pub(crate) fn add_hang(&self, filter: RequestFilter) {
+        self.hangs.send_modify(|hangs| hangs.push(filter));
+    }
+
+    /// Lets every hung request go on, and hangs no more.
+    pub(crate) fn release_hangs(&self) {
+        self.hangs.send_modify(Vec::clear);
+    }
+
+    /// Waits while a hang matches the request.
+    pub(crate) async fn hang(&self, key: &RequestKey, user_agent: &str) {
+        let mut hangs = self.hangs.subscribe();
+        // The sender lives in `self`: waiting cannot fail.
+        let _ = hangs
+            .wait_for(|hangs| !hangs.iter().any(|f| f.matches(key, user_agent)))
+            .await;
+    }
+
     pub(crate) fn clear(&self) {
         *self.lock() = FaultState::default();
+        self.release_hangs();
     }
 
     /// The injected error for this request, if any (failures first, then conflicts for
     /// writes); consumes one occurrence of the matching rule.
-    pub(crate) fn check(&self, key: &RequestKey, name: &str) -> Option<ApiError> {
+    pub(crate) fn check(&self, key: &RequestKey, name: &str, user_agent: &str) -> Option<ApiError> {
         let mut state = self.lock();
-        if let Some(code) = take(&mut state.failures, key) {
+        if let Some(code) = take(&mut state.failures, key, user_agent) {
             let mut err = ApiError::new(
                 code,
                 Reason::for_code(code),
@@ -132,7 +177,7 @@ impl FaultPlan {
             }
             return Some(err);
         }
-        if key.verb.is_write() && take(&mut state.conflicts, key).is_some() {
+        if key.verb.is_write() && take(&mut state.conflicts, key, user_agent).is_some() {
             return Some(ApiError::conflict(&key.group, &key.resource, name));
         }
         None
@@ -156,45 +201,80 @@ mod tests {
     fn conflicts_apply_to_matching_writes_only_and_run_out() {
         let plan = FaultPlan::default();
         plan.add_conflicts(2, RequestFilter::any().resource("configmaps"));
-        assert!(plan.check(&key(Verb::Get, "configmaps"), "a").is_none());
-        assert!(plan.check(&key(Verb::Patch, "secrets"), "a").is_none());
+        assert!(plan.check(&key(Verb::Get, "configmaps"), "a", "").is_none());
+        assert!(plan.check(&key(Verb::Patch, "secrets"), "a", "").is_none());
         assert_eq!(
-            plan.check(&key(Verb::Patch, "configmaps"), "a")
+            plan.check(&key(Verb::Patch, "configmaps"), "a", "")
                 .unwrap()
                 .code,
             409
         );
         assert_eq!(
-            plan.check(&key(Verb::Update, "configmaps"), "a")
+            plan.check(&key(Verb::Update, "configmaps"), "a", "")
                 .unwrap()
                 .code,
             409
         );
-        assert!(plan.check(&key(Verb::Patch, "configmaps"), "a").is_none());
+        assert!(
+            plan.check(&key(Verb::Patch, "configmaps"), "a", "")
+                .is_none()
+        );
     }
 
     #[test]
     fn failures_apply_to_any_matching_request() {
         let plan = FaultPlan::default();
         plan.add_failures(1, 500, RequestFilter::any().verb(Verb::List));
-        assert!(plan.check(&key(Verb::Get, "pods"), "a").is_none());
-        let err = plan.check(&key(Verb::List, "pods"), "").unwrap();
+        assert!(plan.check(&key(Verb::Get, "pods"), "a", "").is_none());
+        let err = plan.check(&key(Verb::List, "pods"), "", "").unwrap();
         assert_eq!(err.code, 500);
         assert_eq!(err.reason, Reason::InternalError);
-        assert!(plan.check(&key(Verb::List, "pods"), "").is_none());
+        assert!(plan.check(&key(Verb::List, "pods"), "", "").is_none());
     }
 
     #[test]
     fn subresource_filter_and_clear() {
         let plan = FaultPlan::default();
         plan.add_conflicts(5, RequestFilter::any().subresource(Some("status")));
-        assert!(plan.check(&key(Verb::Patch, "pods"), "a").is_none());
+        assert!(plan.check(&key(Verb::Patch, "pods"), "a", "").is_none());
         let mut status = key(Verb::Patch, "pods");
         status.subresource = Some("status".to_string());
-        assert!(plan.check(&status, "a").is_some());
+        assert!(plan.check(&status, "a", "").is_some());
         plan.set_latency(Duration::from_millis(5));
         plan.clear();
-        assert!(plan.check(&status, "a").is_none());
+        assert!(plan.check(&status, "a", "").is_none());
         assert_eq!(plan.latency(), Duration::ZERO);
+    }
+
+    #[test]
+    fn user_agent_filters_match_a_part_of_it() {
+        let plan = FaultPlan::default();
+        plan.add_failures(1, 503, RequestFilter::any().user_agent("(replica-a)"));
+        let patch = key(Verb::Patch, "leases");
+        assert!(
+            plan.check(&patch, "a", "capt-host/0.1.0 (replica-b)")
+                .is_none()
+        );
+        assert_eq!(
+            plan.check(&patch, "a", "capt-host/0.1.0 (replica-a)")
+                .map(|e| e.code),
+            Some(503)
+        );
+    }
+
+    #[tokio::test]
+    async fn hung_requests_go_on_once_released() {
+        let plan = std::sync::Arc::new(FaultPlan::default());
+        plan.add_hang(RequestFilter::any().resource("leases"));
+        // A request the hang does not match passes.
+        plan.hang(&key(Verb::Get, "pods"), "").await;
+        let hung = tokio::spawn({
+            let plan = plan.clone();
+            async move { plan.hang(&key(Verb::Update, "leases"), "").await }
+        });
+        tokio::task::yield_now().await;
+        assert!(!hung.is_finished());
+        plan.release_hangs();
+        hung.await.expect("the hung request goes on");
     }
 }

@@ -302,6 +302,7 @@ async fn route(
     }
 }
 
+/// Serves a resource request, logging it (see [`crate::stats::RequestLog`]).
 #[allow(clippy::too_many_arguments)]
 async fn resource(
     shared: &Arc<Shared>,
@@ -322,18 +323,71 @@ async fn resource(
         subresource: target.subresource.clone(),
     };
     shared.counters.record(key.clone());
-    let latency = shared.faults.latency();
-    if !latency.is_zero() {
-        tokio::time::sleep(latency).await;
-    }
-    // The object a fault names: from the URL, or from the body of a create.
-    let fault_name = target.name.clone().unwrap_or_else(|| {
+    // The object it names: from the URL, or from the body of a create.
+    let name = target.name.clone().unwrap_or_else(|| {
         serde_json::from_slice::<Value>(body)
             .ok()
             .and_then(|b| Some(b.get("metadata")?.get("name")?.as_str()?.to_string()))
             .unwrap_or_default()
     });
-    if let Some(err) = shared.faults.check(&key, &fault_name) {
+    let user_agent = headers
+        .get(header::USER_AGENT)
+        .and_then(|ua| ua.to_str().ok())
+        .unwrap_or_default()
+        .to_string();
+    let logged = shared
+        .log
+        .receive(key.clone(), name.clone(), user_agent.clone());
+    let result = serve_resource(
+        shared,
+        target,
+        &key,
+        Request {
+            name: &name,
+            user_agent: &user_agent,
+            params,
+            headers,
+            body,
+        },
+    )
+    .await;
+    let status = match &result {
+        Ok(response) => response.status().as_u16(),
+        Err(err) => err.code,
+    };
+    shared.log.answer(logged, status);
+    result
+}
+
+/// What a resource request carries besides its target.
+struct Request<'a> {
+    name: &'a str,
+    user_agent: &'a str,
+    params: &'a HashMap<String, String>,
+    headers: &'a HeaderMap,
+    body: &'a [u8],
+}
+
+async fn serve_resource(
+    shared: &Arc<Shared>,
+    target: Target,
+    key: &RequestKey,
+    request: Request<'_>,
+) -> Result<Response, ApiError> {
+    let Request {
+        name: fault_name,
+        user_agent,
+        params,
+        headers,
+        body,
+    } = request;
+    let verb = key.verb;
+    let latency = shared.faults.latency();
+    if !latency.is_zero() {
+        tokio::time::sleep(latency).await;
+    }
+    shared.faults.hang(key, user_agent).await;
+    if let Some(err) = shared.faults.check(key, fault_name, user_agent) {
         tracing::debug!(?key, code = err.code, "injected fault");
         return Err(err);
     }

@@ -47,4 +47,4 @@ pub use error::{ApiError, Reason, ServerError};
 pub use faults::RequestFilter;
 pub use registry::ResourceKind;
 pub use server::{ApiServer, Faults, ServerConfig, StoreReader};
-pub use stats::{RequestKey, RequestStats, Verb};
+pub use stats::{LoggedRequest, RequestKey, RequestStats, Verb};

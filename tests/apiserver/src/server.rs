@@ -16,7 +16,7 @@ use crate::error::ServerError;
 use crate::faults::{FaultPlan, RequestFilter};
 use crate::ops::State;
 use crate::registry::ResourceKind;
-use crate::stats::{Counters, RequestStats};
+use crate::stats::{Counters, LoggedRequest, RequestLog, RequestStats};
 
 /// Server settings. `ServerConfig::default()` is what [`ApiServer::start`] uses.
 #[derive(Clone, Debug)]
@@ -111,6 +111,7 @@ pub(crate) struct Shared {
     state: Mutex<State>,
     pub(crate) faults: FaultPlan,
     pub(crate) counters: Counters,
+    pub(crate) log: RequestLog,
     pub(crate) config: ServerConfig,
     pub(crate) address: String,
 }
@@ -184,6 +185,7 @@ impl ApiServer {
             state: Mutex::new(state),
             faults: FaultPlan::default(),
             counters: Counters::default(),
+            log: RequestLog::default(),
             config,
             address: addr.to_string(),
         });
@@ -267,6 +269,12 @@ impl ApiServer {
     /// A snapshot of the request counters.
     pub fn requests(&self) -> RequestStats {
         self.shared.counters.snapshot()
+    }
+
+    /// Every resource request received so far, in order, with its `User-Agent` and when it
+    /// was received and answered (not reset by [`ApiServer::reset_requests`]).
+    pub fn request_log(&self) -> Vec<LoggedRequest> {
+        self.shared.log.snapshot()
     }
 
     /// Resets the request counters.
@@ -445,6 +453,17 @@ impl Faults {
         self.shared.faults.add_failures(n, code, filter);
     }
 
+    /// Requests matching `filter` hang (get no answer) until [`Faults::release_hangs`] or
+    /// [`Faults::clear`], or until their client gives up.
+    pub fn hang_requests_matching(&self, filter: RequestFilter) {
+        self.shared.faults.add_hang(filter);
+    }
+
+    /// Lets every hung request go on, and hangs no more.
+    pub fn release_hangs(&self) {
+        self.shared.faults.release_hangs();
+    }
+
     /// Adds `latency` before every resource request is handled (zero turns it off).
     pub fn set_latency(&self, latency: Duration) {
         self.shared.faults.set_latency(latency);
@@ -462,7 +481,7 @@ impl Faults {
         self.shared.lock().store.expire_history();
     }
 
-    /// Removes every pending conflict and failure, and the latency.
+    /// Removes every pending conflict, failure and hang, and the latency.
     pub fn clear(&self) {
         self.shared.faults.clear();
     }

@@ -1,9 +1,12 @@
 //! Request counters: how many requests the server received, per verb, resource and
-//! subresource, so tests can count API writes.
+//! subresource, so tests can count API writes; and the request log: each resource request
+//! with its `User-Agent`, when it arrived and when it was answered, so tests can tell who
+//! wrote when.
 
 use std::collections::BTreeMap;
 use std::fmt;
 use std::sync::Mutex;
+use std::time::Instant;
 
 /// A Kubernetes API verb.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
@@ -156,6 +159,68 @@ impl Counters {
     }
 }
 
+/// One resource request, as the request log holds it.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct LoggedRequest {
+    /// What it was about.
+    pub key: RequestKey,
+    /// The object's name (from the URL, or the body of a create); empty for collections.
+    pub name: String,
+    /// The request's `User-Agent` (empty when it had none).
+    pub user_agent: String,
+    /// When the server received it.
+    pub received: Instant,
+    /// When the server answered it, with the HTTP status; `None` while it is handled, or when
+    /// the client gave up first (then nothing was written).
+    pub answered: Option<(Instant, u16)>,
+}
+
+impl LoggedRequest {
+    /// Whether it wrote: a write answered with a 2xx status.
+    pub fn wrote(&self) -> bool {
+        self.key.verb.is_write()
+            && self
+                .answered
+                .is_some_and(|(_, status)| (200..300).contains(&status))
+    }
+}
+
+/// The request log, in the order requests arrived.
+#[derive(Debug, Default)]
+pub(crate) struct RequestLog {
+    entries: Mutex<Vec<LoggedRequest>>,
+}
+
+impl RequestLog {
+    fn lock(&self) -> std::sync::MutexGuard<'_, Vec<LoggedRequest>> {
+        self.entries.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// Logs a request received now; returns its position, for [`RequestLog::answer`].
+    pub(crate) fn receive(&self, key: RequestKey, name: String, user_agent: String) -> usize {
+        let mut entries = self.lock();
+        entries.push(LoggedRequest {
+            key,
+            name,
+            user_agent,
+            received: Instant::now(),
+            answered: None,
+        });
+        entries.len() - 1
+    }
+
+    /// Records that the request at `position` was answered now with `status`.
+    pub(crate) fn answer(&self, position: usize, status: u16) {
+        if let Some(entry) = self.lock().get_mut(position) {
+            entry.answered = Some((Instant::now(), status));
+        }
+    }
+
+    pub(crate) fn snapshot(&self) -> Vec<LoggedRequest> {
+        self.lock().clone()
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -191,5 +256,19 @@ mod tests {
         assert_eq!(s.total(), 5);
         c.reset();
         assert_eq!(c.snapshot().total(), 0);
+    }
+
+    #[test]
+    fn the_log_tells_answered_writes_from_the_rest() {
+        let log = RequestLog::default();
+        let patch = log.receive(key(Verb::Patch, "", "pods", None), "a".into(), "ua".into());
+        let get = log.receive(key(Verb::Get, "", "pods", None), "a".into(), "ua".into());
+        let failed = log.receive(key(Verb::Patch, "", "pods", None), "a".into(), "ua".into());
+        let _hung = log.receive(key(Verb::Patch, "", "pods", None), "a".into(), "ua".into());
+        log.answer(patch, 200);
+        log.answer(get, 200);
+        log.answer(failed, 409);
+        let wrote: Vec<_> = log.snapshot().iter().map(LoggedRequest::wrote).collect();
+        assert_eq!(wrote, [true, false, false, false]);
     }
 }

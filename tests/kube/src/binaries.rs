@@ -1,4 +1,4 @@
-//! The `kube-apiserver` and `etcd` binaries: built (or reused) by `tests/kube/build.sh`, once
+//! The `kube-apiserver`, `etcd` and `kubectl` binaries: built (or reused) by `tests/kube/build.sh`, once
 //! per process. The script holds a lock, so test binaries running in parallel build once.
 
 use std::path::{Path, PathBuf};
@@ -12,13 +12,19 @@ pub fn here() -> &'static Path {
     Path::new(env!("CARGO_MANIFEST_DIR"))
 }
 
-/// The folder holding `kube-apiserver` and `etcd`, building them first if the cache has no
+/// The folder holding `kube-apiserver`, `etcd` and `kubectl`, building them first if the cache has no
 /// build of the pinned versions (minutes, the first time; the script prints its progress).
 pub fn dir() -> Result<&'static Path, Error> {
     static DIR: OnceLock<Result<PathBuf, String>> = OnceLock::new();
     DIR.get_or_init(build)
         .as_deref()
         .map_err(|e| Error::Build(e.clone()))
+}
+
+/// The `kubectl` of the pinned Kubernetes release (built with the servers), for tests that
+/// install `deploy/` as users do (`kubectl apply -k`, `kubectl kustomize`).
+pub fn kubectl() -> Result<PathBuf, Error> {
+    dir().map(|dir| dir.join("kubectl"))
 }
 
 fn build() -> Result<PathBuf, String> {

@@ -7,7 +7,7 @@ use std::path::PathBuf;
 pub enum Error {
     /// `tests/kube/build.sh` failed (its output was printed as it ran).
     #[error(
-        "building kube-apiserver and etcd failed ({0}); see the output of tests/kube/build.sh above"
+        "building kube-apiserver, etcd and kubectl failed ({0}); see the output of tests/kube/build.sh above"
     )]
     Build(String),
     /// A file or process operation failed.

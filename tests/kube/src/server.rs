@@ -3,6 +3,7 @@
 
 use std::net::{SocketAddr, TcpListener, TcpStream};
 use std::path::{Path, PathBuf};
+use std::process::Command;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::{Duration, Instant};
 
@@ -141,6 +142,42 @@ impl KubeServer {
     /// The folder holding the logs (`etcd.log`, `kube-apiserver.log`) and credentials.
     pub fn dir(&self) -> &Path {
         self.dir.path()
+    }
+
+    /// A kubeconfig file (in [`Self::dir`]) for the administrator, written on first use: what
+    /// `kubectl` and other command-line tools are given with `--kubeconfig`.
+    pub fn kubeconfig_file(&self) -> Result<PathBuf, Error> {
+        let file = self.dir.path().join("admin.kubeconfig");
+        if !file.exists() {
+            let kubeconfig = json!({
+                "apiVersion": "v1",
+                "kind": "Config",
+                "clusters": [{"name": "test", "cluster": {
+                    "server": self.url,
+                    "certificate-authority": self.ca_file,
+                }}],
+                "users": [{"name": "admin", "user": {"token": ADMIN_TOKEN}}],
+                "contexts": [{"name": "test", "context": {
+                    "cluster": "test", "user": "admin", "namespace": "default",
+                }}],
+                "current-context": "test",
+            });
+            // JSON is YAML: kubectl reads it as it is.
+            std::fs::write(&file, kubeconfig.to_string())
+                .map_err(Error::io(format!("writing {}", file.display())))?;
+        }
+        Ok(file)
+    }
+
+    /// A `kubectl` command (the pinned release's, see [`binaries::kubectl`]) talking to this
+    /// server as the administrator; add the arguments and run it.
+    pub fn kubectl(&self) -> Result<Command, Error> {
+        let mut command = Command::new(binaries::kubectl()?);
+        command
+            .arg("--kubeconfig")
+            .arg(self.kubeconfig_file()?)
+            .env_remove("KUBECONFIG");
+        Ok(command)
     }
 
     /// A client configuration authenticated by `token`, namespace `default`.

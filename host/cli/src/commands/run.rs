@@ -10,22 +10,27 @@ use anyhow::Context as _;
 use capt_host_core::settings::{self, SettingsFile};
 use capt_host_operator::{LeaderElection, Operator, OperatorConfig};
 use capt_host_runtime::{ActivePolicy, PolicySlot};
-use capt_host_runtime::{CompileCache, Engine, Limits, WasmPolicy};
-use capt_host_swap::{Canary, EventTarget, PolicyStatus, RollbackPolicy, SwapConfig, Swapper};
+use capt_host_runtime::{CompileCache, Limits, WasmPolicy};
+use capt_host_swap::{
+    Canary, EventTarget, Fallback, PolicyStatus, RollbackPolicy, SwapConfig, Swapper,
+};
 use clap::Args;
 use kube::config::{KubeConfigOptions, Kubeconfig};
 
-use super::{LimitArgs, describe_module, duration};
+use super::{LimitArgs, describe_module, duration, engine};
 
 /// Runs the operator: watches the policy's trigger kinds (and the kinds it reads) and
 /// reconciles every trigger object when it, or an object its last reconcile read, changes;
-/// writes status and events; serves /metrics, /healthz and /readyz. Stops gracefully on
-/// SIGTERM or SIGINT (reconciles in flight finish, the Lease is released).
+/// writes status and events; serves /metrics and the probes /healthz and /readyz. Stops
+/// gracefully on SIGTERM or SIGINT (reconciles in flight finish, within
+/// --graceful-shutdown-timeout; the Lease is released); exits non-zero when it loses the Lease.
 ///
 /// With --module, the module and settings files are watched: a new module is compiled, checked
 /// against the contract, run through the canary scenario suite (and optionally in shadow mode)
 /// and then replaces the running one without a restart; a promoted module that fails live
-/// reconciles is rolled back. GET /policy tells which module runs. See docs/hot-swap.md.
+/// reconciles is rolled back. At start, a module file that is missing, does not load or fails
+/// the canary leaves the embedded policy serving until the file changes (a missing settings
+/// file: the policy's defaults). GET /policy tells which module runs. See docs/hot-swap.md.
 #[derive(Debug, Args)]
 pub struct Run {
     /// The policy component (.wasm); default: the policy embedded at build time.
@@ -34,24 +39,8 @@ pub struct Run {
     /// Overrides of the policy's default settings: a YAML (or JSON) object.
     #[arg(long, value_name = "FILE", env = "CAPT_SETTINGS")]
     settings: Option<PathBuf>,
-    /// Where /metrics, /healthz and /readyz are served.
-    #[arg(
-        long,
-        value_name = "ADDR",
-        env = "CAPT_METRICS_ADDR",
-        default_value = "0.0.0.0:8080"
-    )]
-    metrics_addr: SocketAddr,
-    /// Elect a leader with a coordination.k8s.io Lease: only the holder reconciles and
-    /// writes; the other replicas wait, ready, and take over when it goes away.
-    #[arg(long, env = "CAPT_LEADER_ELECTION")]
-    leader_election: bool,
-    /// The Lease's name; default: the policy's name (capt-status for the embedded policy).
-    #[arg(long, value_name = "NAME", env = "CAPT_LEASE_NAME")]
-    lease_name: Option<String>,
-    /// The Lease's namespace; default: $POD_NAMESPACE, else the kubeconfig's namespace.
-    #[arg(long, value_name = "NS", env = "CAPT_LEASE_NAMESPACE")]
-    lease_namespace: Option<String>,
+    #[command(flatten)]
+    operator: OperatorArgs,
     /// This replica's identity (Lease holder, events' reporting instance); default: $POD_NAME,
     /// else the host name.
     #[arg(long, value_name = "ID", env = "CAPT_IDENTITY")]
@@ -155,10 +144,7 @@ impl Run {
         let Self {
             module,
             settings,
-            metrics_addr,
-            leader_election,
-            lease_name,
-            lease_namespace,
+            operator: operator_args,
             identity,
             namespace,
             kubeconfig,
@@ -181,7 +167,7 @@ impl Run {
             "--rollback-ratio must be between 0 and 1"
         );
         let limits = limits.limits();
-        let engine = Engine::new(Limits {
+        let engine = engine(Limits {
             // Room for the reconciles of up to three trigger kinds and a swap's canary.
             concurrent_calls: (u32::from(concurrency) * 4).max(limits.concurrent_calls),
             ..limits
@@ -194,7 +180,9 @@ impl Run {
             deadline = ?engine.limits().deadline,
             slots = engine.limits().concurrent_calls,
             slot_wait = ?engine.limits().slot_wait,
-            "policy sandbox: instance memory reset between calls, call limits"
+            compile_memory_bytes = engine.limits().compile.memory_bytes,
+            compile_time = ?engine.limits().compile.time,
+            "policy sandbox: instance memory reset between calls, call limits, compile budget"
         );
         let policy = match &module {
             // A module file: hot-swappable (unless --no-watch).
@@ -213,6 +201,12 @@ impl Run {
                     (None, false) => embedded::canary(),
                 };
                 swap.shadow = shadow_duration;
+                // A missing, broken or failing module file at start: the embedded policy
+                // serves until the file holds a module that passes.
+                swap.fallback = Some(Fallback {
+                    bytes: DEFAULT_POLICY,
+                    label: describe_module(None),
+                });
                 swap.rollback = RollbackPolicy {
                     min_failures: rollback_threshold,
                     ratio: rollback_ratio,
@@ -248,24 +242,20 @@ impl Run {
         let runtime =
             tokio::runtime::Runtime::new().context("could not start the async runtime")?;
         runtime.block_on(async move {
-            let client = client(kubeconfig.as_deref()).await?;
+            let client = client(kubeconfig.as_deref(), operator_args.kube_api_timeout).await?;
             let identity = identity
                 .or_else(|| non_empty_env("POD_NAME"))
                 .unwrap_or_else(host_name);
             let mut config = OperatorConfig::new(name.clone(), identity);
             config.namespace = namespace;
-            config.metrics_addr = Some(metrics_addr);
             config.concurrency = concurrency;
-            let lease_name = lease_name.unwrap_or(name);
-            let lease_namespace = lease_namespace
+            let lease_name = operator_args.leader_election_id.clone().unwrap_or(name);
+            let lease_namespace = operator_args
+                .leader_election_namespace
+                .clone()
                 .or_else(|| non_empty_env("POD_NAMESPACE"))
                 .unwrap_or_else(|| client.default_namespace().to_owned());
-            if leader_election {
-                config.leader_election = Some(LeaderElection::new(
-                    lease_name.clone(),
-                    lease_namespace.clone(),
-                ));
-            }
+            operator_args.configure(&mut config, &lease_name, &lease_namespace);
             let operator = match policy {
                 Policies::Fixed(slot) => {
                     let mut operator = Operator::builder(client, config, slot);
@@ -294,6 +284,169 @@ impl Run {
     }
 }
 
+/// The operator's flags: leader election, HTTP endpoints, API client and lifecycle, named as
+/// controller-runtime names them (the earlier names are hidden aliases).
+#[derive(Debug, Args)]
+struct OperatorArgs {
+    /// Elect a leader with a coordination.k8s.io Lease: only the holder reconciles and
+    /// writes; the other replicas wait, ready, and take over when it goes away.
+    #[arg(long, alias = "leader-election", env = "CAPT_LEADER_ELECT")]
+    leader_elect: bool,
+    /// How long a standby waits, from when it sees the Lease change, before it takes a Lease
+    /// that was not renewed.
+    #[arg(
+        long,
+        value_name = "DURATION",
+        env = "CAPT_LEADER_ELECT_LEASE_DURATION",
+        default_value = "15s",
+        value_parser = duration
+    )]
+    leader_elect_lease_duration: Duration,
+    /// The leader stops writing when it has not renewed the Lease for this long (shorter than
+    /// the lease duration, so that it stops before a standby may take over), and exits.
+    #[arg(
+        long,
+        value_name = "DURATION",
+        env = "CAPT_LEADER_ELECT_RENEW_DEADLINE",
+        default_value = "10s",
+        value_parser = duration
+    )]
+    leader_elect_renew_deadline: Duration,
+    /// How often the leader renews the Lease and a standby tries to take it.
+    #[arg(
+        long,
+        value_name = "DURATION",
+        env = "CAPT_LEADER_ELECT_RETRY_PERIOD",
+        default_value = "2s",
+        value_parser = duration
+    )]
+    leader_elect_retry_period: Duration,
+    /// The Lease's name; default: the policy's name (capt-status for the embedded policy).
+    #[arg(
+        long,
+        alias = "lease-name",
+        value_name = "NAME",
+        env = "CAPT_LEADER_ELECTION_ID"
+    )]
+    leader_election_id: Option<String>,
+    /// The Lease's namespace; default: $POD_NAMESPACE, else the kubeconfig's namespace.
+    #[arg(
+        long,
+        alias = "lease-namespace",
+        value_name = "NS",
+        env = "CAPT_LEADER_ELECTION_NAMESPACE"
+    )]
+    leader_election_namespace: Option<String>,
+    /// Where /metrics (and /policy) are served: HOST:PORT, or :PORT for every interface;
+    /// `0` serves no metrics.
+    #[arg(
+        long,
+        alias = "metrics-addr",
+        value_name = "ADDR",
+        env = "CAPT_METRICS_BIND_ADDRESS",
+        default_value = ":8080",
+        value_parser = bind_address
+    )]
+    metrics_bind_address: BindAddress,
+    /// Where the probes /healthz and /readyz are served: HOST:PORT, or :PORT for every
+    /// interface; `0` serves none.
+    #[arg(
+        long,
+        value_name = "ADDR",
+        env = "CAPT_HEALTH_PROBE_BIND_ADDRESS",
+        default_value = ":8081",
+        value_parser = bind_address
+    )]
+    health_probe_bind_address: BindAddress,
+    /// Requests per second sent to the API server on average (the Lease's excepted); 0: no
+    /// limit.
+    #[arg(
+        long,
+        value_name = "QPS",
+        env = "CAPT_KUBE_API_QPS",
+        default_value_t = 20.0
+    )]
+    kube_api_qps: f32,
+    /// Requests that may be sent at once above --kube-api-qps.
+    #[arg(
+        long,
+        value_name = "N",
+        env = "CAPT_KUBE_API_BURST",
+        default_value_t = 30
+    )]
+    kube_api_burst: u32,
+    /// How long an API request may wait for its whole response (watches excepted).
+    #[arg(
+        long,
+        value_name = "DURATION",
+        env = "CAPT_KUBE_API_TIMEOUT",
+        default_value = "30s",
+        value_parser = duration
+    )]
+    kube_api_timeout: Duration,
+    /// On SIGTERM, how long the reconciles in flight may take to finish; then writes stop,
+    /// they are abandoned, the Lease is released and the process exits.
+    #[arg(
+        long,
+        value_name = "DURATION",
+        env = "CAPT_GRACEFUL_SHUTDOWN_TIMEOUT",
+        default_value = "30s",
+        value_parser = duration
+    )]
+    graceful_shutdown_timeout: Duration,
+    /// /healthz fails once a reconcile has been running this long (a stuck worker).
+    #[arg(
+        long,
+        value_name = "DURATION",
+        env = "CAPT_RECONCILE_STALL_TIMEOUT",
+        default_value = "5m",
+        value_parser = duration
+    )]
+    reconcile_stall_timeout: Duration,
+}
+
+impl OperatorArgs {
+    /// Sets what these flags decide in `config`; the Lease is `lease_name` in
+    /// `lease_namespace`.
+    fn configure(self, config: &mut OperatorConfig, lease_name: &str, lease_namespace: &str) {
+        config.metrics_addr = self.metrics_bind_address.0;
+        config.probe_addr = self.health_probe_bind_address.0;
+        config.api.qps = self.kube_api_qps;
+        config.api.burst = self.kube_api_burst;
+        config.api.timeout = self.kube_api_timeout;
+        config.graceful_shutdown_timeout = self.graceful_shutdown_timeout;
+        config.reconcile_stall_timeout = self.reconcile_stall_timeout;
+        if self.leader_elect {
+            let mut election = LeaderElection::new(lease_name, lease_namespace);
+            election.lease_duration = self.leader_elect_lease_duration;
+            election.renew_deadline = self.leader_elect_renew_deadline;
+            election.retry_period = self.leader_elect_retry_period;
+            config.leader_election = Some(election);
+        }
+    }
+}
+
+/// A listening address, or none (`0`).
+#[derive(Debug, Clone, Copy)]
+struct BindAddress(Option<SocketAddr>);
+
+/// Parses a bind address as controller-runtime does: `HOST:PORT`, `:PORT` (every interface),
+/// or `0` (disabled).
+fn bind_address(text: &str) -> Result<BindAddress, String> {
+    match text {
+        "0" => Ok(BindAddress(None)),
+        _ => {
+            let full = match text.strip_prefix(':') {
+                Some(port) => format!("0.0.0.0:{port}"),
+                None => text.to_owned(),
+            };
+            full.parse()
+                .map(|addr| BindAddress(Some(addr)))
+                .map_err(|_| format!("not HOST:PORT, :PORT or 0: {text}"))
+        }
+    }
+}
+
 /// The policy, fixed (the embedded module) or hot-swapped (a module file).
 enum Policies {
     Fixed(PolicySlot),
@@ -310,9 +463,10 @@ impl Policies {
 }
 
 /// A client for `kubeconfig` (files separated like `$PATH`), else the in-cluster
-/// configuration, else the default kubeconfig; checked by asking the API server its version,
-/// so that an unreachable server is reported as such, with its URL and kubeconfig context.
-async fn client(kubeconfig: Option<&str>) -> anyhow::Result<kube::Client> {
+/// configuration, else the default kubeconfig; checked by asking the API server its version
+/// (within `timeout`), so that an unreachable server is reported as such, with its URL and
+/// kubeconfig context.
+async fn client(kubeconfig: Option<&str>, timeout: Duration) -> anyhow::Result<kube::Client> {
     let options = KubeConfigOptions::default();
     let (config, context) = match kubeconfig {
         Some(paths) => {
@@ -350,10 +504,12 @@ async fn client(kubeconfig: Option<&str>) -> anyhow::Result<kube::Client> {
         None => config.cluster_url.to_string(),
     };
     let client = kube::Client::try_from(config).context("could not build the Kubernetes client")?;
-    let version = client
-        .apiserver_version()
+    let unreachable = || format!("could not connect to the Kubernetes API server at {target}");
+    let version = tokio::time::timeout(timeout, client.apiserver_version())
         .await
-        .with_context(|| format!("could not connect to the Kubernetes API server at {target}"))?;
+        .map_err(|_| anyhow::anyhow!("no answer within {timeout:?} (--kube-api-timeout)"))
+        .with_context(unreachable)?
+        .with_context(unreachable)?;
     tracing::info!(server = %target, version = %version.git_version, "connected to the API server");
     Ok(client)
 }
@@ -396,4 +552,23 @@ fn host_name() -> String {
                 .filter(|name| !name.is_empty())
         })
         .unwrap_or_else(|| format!("capt-host-{}", std::process::id()))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn bind_addresses_read_as_controller_runtime_reads_them() {
+        assert_eq!(
+            bind_address(":8080").map(|a| a.0),
+            Ok(Some("0.0.0.0:8080".parse().expect("an address")))
+        );
+        assert_eq!(
+            bind_address("127.0.0.1:9").map(|a| a.0),
+            Ok(Some("127.0.0.1:9".parse().expect("an address")))
+        );
+        assert_eq!(bind_address("0").map(|a| a.0), Ok(None));
+        assert!(bind_address("localhost").is_err());
+    }
 }

@@ -37,7 +37,8 @@ fn yaml(text: &str) -> Value {
     serde_yaml_ng::from_str(text).expect("output is YAML")
 }
 
-fn temp_file(name: &str, contents: &[u8]) -> PathBuf {
+/// Writes `contents` to `name` in the test binary's temporary folder (`CARGO_TARGET_TMPDIR`).
+pub(crate) fn temp_file(name: &str, contents: &[u8]) -> PathBuf {
     let path = Path::new(env!("CARGO_TARGET_TMPDIR")).join(name);
     std::fs::write(&path, contents).unwrap();
     path
@@ -326,13 +327,31 @@ fn eval_rejects_malformed_arguments() {
     let output = capt_host(&[
         "eval",
         "--trigger",
-        "Secret/nope",
+        "Widget/nope",
         "--objects",
         &fixture("eval/configmap.yaml"),
     ]);
     assert_eq!(output.status.code(), Some(2));
     assert!(
-        stderr(&output).contains("unknown resource type \"Secret\""),
+        stderr(&output).contains(
+            "unknown resource type \"Widget\"; the objects and the policy know: ConfigMap, Secret"
+        ),
+        "{}",
+        stderr(&output)
+    );
+    // A kind the objects know (the Secret of the file's List), but no such object.
+    let output = capt_host(&[
+        "eval",
+        "--trigger",
+        "secrets/nope",
+        "-n",
+        "default",
+        "--objects",
+        &fixture("eval/configmap.yaml"),
+    ]);
+    assert_eq!(output.status.code(), Some(2));
+    assert!(
+        stderr(&output).contains("the objects have no Secret/default/nope"),
         "{}",
         stderr(&output)
     );
@@ -495,9 +514,10 @@ fn assert_points_at_the_users_file(err: &str, file: &Path) {
     );
     assert!(err.contains("3:1: `pollIntervl`: "), "{err}");
     assert!(err.contains("4:1: `clusterPropagation`: "), "{err}");
+    assert!(!err.contains("2:1:"), "a valid key is not blamed: {err}");
     assert!(
-        !err.contains("vpcReadyTimeout`"),
-        "a valid key is not blamed: {err}"
+        !err.contains("line 1 column"),
+        "no position in a document the user never wrote: {err}"
     );
 }
 
@@ -553,7 +573,7 @@ fn a_scenario_whose_settings_the_policy_rejects_is_a_usage_error() {
 
 #[test]
 fn test_filters_scenarios_by_file_or_name_and_none_matching_is_an_error() {
-    for filter in ["passes", "*/passes.y?ml", "world rules"] {
+    for filter in ["passes", "pass*.y?ml", "world rules"] {
         let output = capt_host(&["test", &fixture("scenarios"), "--filter", filter]);
         let out = stdout(&output);
         assert_eq!(output.status.code(), Some(0), "{filter}: {out}");

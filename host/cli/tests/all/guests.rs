@@ -229,3 +229,21 @@ fn le32(values: &[u32]) -> String {
         .map(|b| format!("\\{b:02x}"))
         .collect()
 }
+
+/// A component of about `bytes` bytes whose one core function is nothing but blocks nested in
+/// each other: cheap to write, ruinous to compile (Cranelift needs some 320 MiB for 1 MiB of
+/// it).
+pub fn nested_blocks(bytes: usize) -> Vec<u8> {
+    // `block` is 2 bytes, `end` 1: a third of the size in levels.
+    let depth = bytes / 3;
+    let mut text = String::with_capacity(depth * 10 + 64);
+    text.push_str("(component (core module (func\n");
+    for _ in 0..depth {
+        text.push_str("block\n");
+    }
+    for _ in 0..depth {
+        text.push_str("end\n");
+    }
+    text.push_str(")))");
+    wat::parse_str(&text).expect("the nested blocks parse")
+}

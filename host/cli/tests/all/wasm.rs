@@ -4,8 +4,9 @@ use std::time::Duration;
 
 use capt_host_core::{Policy, PolicyError};
 
-use capt_host_runtime::{Engine, Limits, LoadError, WasmPolicy};
+use capt_host_runtime::{ComplexityMeasure, Engine, Limits, LoadError, WasmPolicy};
 
+use crate::cli::temp_file;
 use crate::embedded::DEFAULT_POLICY;
 
 use crate::guests::{self, METADATA_OK, RECONCILE_OK, request};
@@ -179,5 +180,109 @@ fn a_metadata_trap_fails_the_load() {
     assert!(
         matches!(err, LoadError::Metadata(PolicyError::Trap { .. })),
         "{err}"
+    );
+}
+
+#[test]
+fn a_megabyte_of_nested_blocks_is_refused_before_it_is_compiled() {
+    let hostile = guests::nested_blocks(1 << 20);
+    assert!(hostile.len() >= 1 << 20, "{} bytes", hostile.len());
+    let err = load_error(&hostile);
+    assert!(
+        matches!(
+            err,
+            LoadError::TooComplex {
+                what: ComplexityMeasure::FunctionBytes,
+                limit: 262_144,
+                ..
+            }
+        ),
+        "{err:?}"
+    );
+    assert_eq!(err.kind(), "too_complex");
+}
+
+/// Runs `capt-host inspect` with `args`; its exit code, standard error and the peak resident
+/// memory of it and the compiler processes it started (`wait4`'s `ru_maxrss`: the largest of
+/// the process and its waited-for descendants).
+#[allow(
+    clippy::zombie_processes,
+    reason = "the child is reaped by wait4, which also reports its peak memory"
+)]
+fn inspect(args: &[&str]) -> (Option<i32>, String, u64) {
+    use std::io::Read as _;
+    let mut child = std::process::Command::new(env!("CARGO_BIN_EXE_capt-host"))
+        .arg("inspect")
+        .args(args)
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .expect("capt-host starts");
+    let mut stderr = String::new();
+    child
+        .stderr
+        .take()
+        .unwrap()
+        .read_to_string(&mut stderr)
+        .unwrap();
+    let pid = libc::pid_t::try_from(child.id()).unwrap();
+    let mut status = 0;
+    // SAFETY: an all-zero `rusage` is a valid value of the plain C struct.
+    #[allow(unsafe_code)]
+    let mut usage: libc::rusage = unsafe { std::mem::zeroed() };
+    // SAFETY: `pid` is our own child, not reaped yet (`child` is never waited for); `status`
+    // and `usage` are valid for writes for the duration of the call.
+    #[allow(unsafe_code)]
+    let reaped = unsafe { libc::wait4(pid, &mut status, 0, &mut usage) };
+    assert_eq!(reaped, pid, "wait4: {}", std::io::Error::last_os_error());
+    let code = libc::WIFEXITED(status).then(|| libc::WEXITSTATUS(status));
+    // ru_maxrss is in KiB on Linux.
+    let peak = u64::try_from(usage.ru_maxrss).unwrap() * 1024;
+    (code, stderr, peak)
+}
+
+const MIB: u64 = 1 << 20;
+
+#[test]
+fn refusing_a_hostile_module_keeps_every_process_far_below_the_pod_limit() {
+    let hostile = temp_file("wasm-nested-blocks.wasm", &guests::nested_blocks(1 << 20));
+    let (code, stderr, peak) = inspect(&["--module", hostile.to_str().unwrap()]);
+    assert_eq!(code, Some(2), "{stderr}");
+    assert!(
+        stderr.contains("too complex to compile: the size of a function body"),
+        "{stderr}"
+    );
+    // The process's own size (a debug build maps a large binary) is the baseline: a file
+    // refused before anything is compiled.
+    let garbage = temp_file("wasm-garbage.wasm", b"not wasm");
+    let (_, _, baseline) = inspect(&["--module", garbage.to_str().unwrap()]);
+    assert!(
+        peak < baseline + 32 * MIB,
+        "peak RSS {} MiB, baseline {} MiB",
+        peak / MIB,
+        baseline / MIB
+    );
+}
+
+#[test]
+fn the_compiler_process_is_held_to_its_memory_and_time_budget() {
+    // The default policy compiles within the default budget, in a compiler process.
+    let (code, stderr, _) = inspect(&[]);
+    assert_eq!(code, Some(0), "{stderr}");
+
+    // With too little memory, the compiler process fails and the module is refused.
+    let (code, stderr, _) = inspect(&["--compile-memory-limit", "4Mi"]);
+    assert_eq!(code, Some(2), "{stderr}");
+    assert!(
+        stderr.contains("more than its memory limit of 4194304 bytes (--compile-memory-limit"),
+        "{stderr}"
+    );
+
+    // With too little time, it is stopped.
+    let (code, stderr, _) = inspect(&["--compile-time-limit", "1ms"]);
+    assert_eq!(code, Some(2), "{stderr}");
+    assert!(
+        stderr.contains("compiling the module took longer than 1ms"),
+        "{stderr}"
     );
 }

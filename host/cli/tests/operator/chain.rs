@@ -23,6 +23,7 @@ async fn the_full_chain_converges_on_every_object_including_the_cluster() {
     let capt = Capt::new(&server);
     let mut config = config("chain");
     config.metrics_addr = Some("127.0.0.1:0".parse().unwrap());
+    config.probe_addr = Some("127.0.0.1:0".parse().unwrap());
     let (operator, _) = start(&server, config).await;
     server.reset_requests();
 
@@ -159,9 +160,20 @@ async fn the_full_chain_converges_on_every_object_including_the_cluster() {
     assert!(patches <= 40, "{patches} patch requests");
 
     // The HTTP endpoints.
-    let addr = operator.http_addr().expect("an HTTP address");
-    assert_eq!(http_get(addr, "/healthz").await, (200, "ok".to_owned()));
-    assert_eq!(http_get(addr, "/readyz").await, (200, "ok".to_owned()));
+    let probes = operator.probe_addr().expect("a probe address");
+    assert_eq!(http_get(probes, "/healthz").await, (200, "ok".to_owned()));
+    assert_eq!(http_get(probes, "/readyz").await, (200, "ok".to_owned()));
+    assert_eq!(
+        http_get(probes, "/metrics").await.0,
+        404,
+        "metrics have their own port"
+    );
+    let addr = operator.metrics_addr().expect("a metrics address");
+    assert_eq!(
+        http_get(addr, "/healthz").await.0,
+        404,
+        "probes have their own port"
+    );
     let (code, text) = http_get(addr, "/metrics").await;
     assert_eq!(code, 200);
     assert!(

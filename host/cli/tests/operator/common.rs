@@ -29,12 +29,14 @@ pub fn policy() -> PolicySlot {
 }
 
 /// `config` with leader election on the Lease `capt-status` in `default`, held for
-/// `lease_seconds` and renewed a third of it before it expires.
+/// `lease_seconds`, with a renew deadline of two thirds of it and a retry period of a sixth.
 pub fn elected(identity: &str, lease_seconds: u64) -> OperatorConfig {
     let mut config = config(identity);
     let mut election = LeaderElection::new("capt-status", "default");
-    election.lease_duration = Duration::from_secs(lease_seconds);
-    election.renew_grace = Duration::from_secs(lease_seconds.div_ceil(3));
+    let lease = Duration::from_secs(lease_seconds);
+    election.lease_duration = lease;
+    election.renew_deadline = lease * 2 / 3;
+    election.retry_period = lease / 6;
     config.leader_election = Some(election);
     config
 }

@@ -11,8 +11,12 @@
 //! - `retrigger`: a change re-triggers exactly the triggers that read the object;
 //! - `faults`: conflicts, server errors, a concurrent writer, dropped watches and expired
 //!   watch history;
-//! - `leader`: only the leader writes; a standby takes over after a graceful shutdown and after
-//!   a lost Lease;
+//! - `leader`: only the leader writes; a standby takes over after a graceful shutdown; a leader
+//!   that loses the Lease stops writing and ends;
+//! - `fencing`: two `capt-host run` processes; when the leader's renewals hang or fail, it stops
+//!   writing before the standby takes over (the server's request log proves it) and exits
+//!   non-zero; SIGTERM with a hung write drains within its deadline and releases the Lease;
+//! - `liveness`: `/healthz` fails while a reconcile is stuck;
 //! - `invalid`: an object the policy rejects is a Warning event and backoff, not a panic.
 
 mod chain;
@@ -30,11 +34,13 @@ mod capt;
 use common::{PATIENCE, eventually};
 
 mod faults;
+mod fencing;
 /// Test plumbing, shared with the other operator test binary (each uses a subset).
 #[allow(dead_code)]
 #[path = "../shared/harness.rs"]
 mod harness;
 mod invalid;
 mod leader;
+mod liveness;
 mod retrigger;
 mod steady;

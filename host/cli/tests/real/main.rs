@@ -10,7 +10,9 @@
 //! - `rbac`: the operator, as the ServiceAccount `deploy/` binds, converges the demo world;
 //!   without any one of its rules it does not, and reads outside the grants are refused;
 //! - `differential`: one script of requests answered alike by the real server and the
-//!   in-process test double (`inproc-apiserver`).
+//!   in-process test double (`inproc-apiserver`);
+//! - `install`: `deploy/` installed with the pinned `kubectl` as users do: deleting the operator
+//!   keeps the CRDs and CAPT objects, `deploy/policy` and the release's `install.yaml` apply.
 
 mod common;
 mod differential;
@@ -18,6 +20,7 @@ mod differential;
 #[path = "../../src/embedded.rs"]
 mod embedded;
 mod harness;
+mod install;
 #[path = "../shared/operators.rs"]
 mod operators;
 mod rbac;

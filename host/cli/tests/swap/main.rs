@@ -8,13 +8,17 @@
 //! - `pipeline`: every bad module is rejected by `Swapper::check` with its reason label; v2
 //!   passes the canary; the compile cache (hits, a corrupt entry, a shared directory);
 //! - `rejections`: an operator keeps serving v1 through every bad module written over its file,
-//!   reporting each on `/policy`, in metrics and in events;
+//!   reporting each on `/policy`, in metrics and in events (a megabyte of nested blocks among
+//!   them, refused before it is compiled);
 //! - `load`: v1 -> v2 while objects keep changing: no reconcile error, and every object made
 //!   ready afterwards shows v2's mark;
 //! - `shadow`: v2 in shadow mode computes next to v1, its differences are counted and shown,
 //!   nothing it computes is written;
 //! - `rollback`: a promoted module failing live reconciles (`live-fail`) is rolled back and
 //!   not tried again;
+//! - `fallback`: a module file missing, broken or failing its canary at start leaves the
+//!   embedded policy serving (reported on `/policy` and in metrics) until the file holds a
+//!   module that passes;
 //! - `configmap`: the kubelet's `..data` symlink swap is picked up; every trigger is reconciled
 //!   again after a promotion;
 //! - `sandbox`: a module that loops, panics or exhausts memory on some objects fails those
@@ -28,6 +32,11 @@ mod configmap;
 #[allow(dead_code, reason = "each binary uses part of it")]
 #[path = "../../src/embedded.rs"]
 mod embedded;
+mod fallback;
+/// Hand-written guests, shared with the `all` binary (this one uses the hostile module).
+#[allow(dead_code)]
+#[path = "../all/guests.rs"]
+mod guests;
 mod load;
 mod measure;
 mod pipeline;

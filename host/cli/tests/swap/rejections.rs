@@ -14,14 +14,14 @@ async fn every_bad_module_is_rejected_and_the_running_one_keeps_serving() {
     let capt = Capt::new(&server);
     let files = Files::new("rejections", &v1());
     let mut config = files.config();
-    config.max_module_bytes = 1 << 20;
+    config.max_module_bytes = 2 << 20;
     let (operator, reports) = start(&server, "rejections", config).await;
     let tally = Tally::start(reports);
-    let addr = operator.http_addr().unwrap();
+    let addr = operator.probe_addr().unwrap();
     capt.converge("demo").await;
 
     let mut oversized = b"\0asm\x0d\0\x01\0".to_vec();
-    oversized.resize((1 << 20) + 1, 0);
+    oversized.resize((2 << 20) + 1, 0);
     let bad = [
         ("loop", fixtures::bytes(fixtures::LOOP), "canary_cpu_time"),
         (
@@ -38,6 +38,11 @@ async fn every_bad_module_is_rejected_and_the_running_one_keeps_serving() {
         ),
         ("wrong", fixtures::bytes(fixtures::WRONG), "canary_failed"),
         ("truncated", fixtures::truncated(fixtures::V2), "compile"),
+        (
+            "nested-blocks",
+            crate::guests::nested_blocks(1 << 20),
+            "too_complex",
+        ),
         ("oversized", oversized, "too_large"),
     ];
     for (round, (name, bytes, reason)) in bad.into_iter().enumerate() {
@@ -74,6 +79,7 @@ async fn every_bad_module_is_rejected_and_the_running_one_keeps_serving() {
         "incompatible_version",
         "canary_failed",
         "compile",
+        "too_complex",
         "too_large",
     ] {
         assert_eq!(

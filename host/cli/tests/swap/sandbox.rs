@@ -84,7 +84,7 @@ async fn a_trap_or_a_limit_fails_one_reconcile_and_nothing_else() {
     assert!(metric(&text, "capt_host_pool_wait_seconds_count", &[]) > 0.0);
     // Their control planes (not annotated) and the healthy cluster are served as usual.
     assert!(capt.converged("healthy").await);
-    let (code, _) = http_get(operator.http_addr().unwrap(), "/healthz").await;
+    let (code, _) = http_get(operator.probe_addr().unwrap(), "/healthz").await;
     assert_eq!(code, 200);
     operator.shutdown().await.expect("stops cleanly");
 }

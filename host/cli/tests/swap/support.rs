@@ -161,6 +161,7 @@ pub fn operator_config(identity: &str) -> OperatorConfig {
         max: Duration::from_secs(1),
     };
     config.metrics_addr = Some("127.0.0.1:0".parse().unwrap());
+    config.probe_addr = Some("127.0.0.1:0".parse().unwrap());
     config
 }
 
@@ -217,7 +218,7 @@ pub async fn policy_until(
     what: &str,
     mut condition: impl FnMut(&PolicyReport, &Value) -> bool,
 ) -> Value {
-    let addr = operator.http_addr().expect("an HTTP address");
+    let addr = operator.metrics_addr().expect("a metrics address");
     let waiting = async {
         loop {
             let report = operator.policy();

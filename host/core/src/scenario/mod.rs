@@ -4,6 +4,8 @@
 
 pub mod duration;
 pub mod format;
+#[cfg(test)]
+mod fuzz;
 pub mod matching;
 pub mod runner;
 pub mod stream;

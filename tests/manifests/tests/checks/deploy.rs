@@ -70,9 +70,10 @@ const ARGS: &[&str] = &[
     "run",
     "--module=/etc/capt/policy/policy.wasm",
     "--settings=/etc/capt/policy/settings.yaml",
-    "--metrics-addr=0.0.0.0:8080",
-    "--leader-election",
-    "--lease-name=capt-status",
+    "--metrics-bind-address=:8080",
+    "--health-probe-bind-address=:8081",
+    "--leader-elect",
+    "--leader-election-id=capt-status",
     "--log-format=json",
 ];
 
@@ -108,6 +109,30 @@ fn references(kustomization: &Path) -> Vec<PathBuf> {
         }
     }
     out
+}
+
+/// The files a kustomization's generators read (`configMapGenerator` and `secretGenerator`
+/// `files`, with any `key=` prefix dropped): inputs, not objects.
+fn generator_files(kustomization: &Path) -> Vec<PathBuf> {
+    let k = support::document(kustomization);
+    let dir = kustomization.parent().expect("a directory");
+    ["configMapGenerator", "secretGenerator"]
+        .iter()
+        .filter_map(|key| k.get(*key).and_then(Value::as_array))
+        .flatten()
+        .flat_map(|generator| strings(generator.get("files")))
+        .map(|file| dir.join(file.rsplit_once('=').map_or(file.as_str(), |(_, f)| f)))
+        .collect()
+}
+
+/// Every generator input of every kustomization under `dir`.
+fn generator_inputs(dir: &str) -> BTreeSet<PathBuf> {
+    support::yaml_files(&support::path(dir))
+        .iter()
+        .filter(|p| p.file_name().is_some_and(|n| n == "kustomization.yaml"))
+        .flat_map(|k| generator_files(k))
+        .filter_map(|p| p.canonicalize().ok())
+        .collect()
 }
 
 /// Every file a kustomization includes, following directory references (bases), in order.
@@ -214,12 +239,16 @@ fn container() -> Value {
 fn every_yaml_file_in_deploy_parses() {
     let files = support::yaml_files(&support::path(DEPLOY));
     assert!(files.len() >= 8, "{files:?}");
-    for file in files {
-        for document in support::documents(&file) {
+    let inputs = generator_inputs(DEPLOY);
+    for file in files
+        .iter()
+        .filter(|f| !inputs.contains(&f.canonicalize().expect("exists")))
+    {
+        for document in support::documents(file) {
             assert!(
                 document.get("apiVersion").is_some() && document.get("kind").is_some(),
                 "{}: every document has apiVersion and kind",
-                support::show(&file)
+                support::show(file)
             );
         }
     }
@@ -267,7 +296,7 @@ fn every_yaml_file_in_deploy_and_the_samples_is_listed_in_a_kustomization() {
         let listed: BTreeSet<PathBuf> = all
             .iter()
             .filter(|p| p.file_name().is_some_and(|n| n == "kustomization.yaml"))
-            .flat_map(|k| references(k))
+            .flat_map(|k| references(k).into_iter().chain(generator_files(k)))
             .filter_map(|p| p.canonicalize().ok())
             .collect();
         for file in all
@@ -440,6 +469,43 @@ fn the_deployment_runs_two_replicas_with_leader_election_under_its_service_accou
 }
 
 #[test]
+fn the_probes_have_their_own_port_apart_from_the_metrics() {
+    let container = container();
+    let ports = container
+        .get("ports")
+        .and_then(Value::as_array)
+        .expect("ports");
+    let port = |name: &str| {
+        ports
+            .iter()
+            .find(|p| p["name"] == name)
+            .and_then(|p| p["containerPort"].as_u64())
+            .unwrap_or_else(|| panic!("no port {name}"))
+    };
+    assert_eq!(port("metrics"), 8080, "--metrics-bind-address");
+    assert_eq!(port("health"), 8081, "--health-probe-bind-address");
+    for (probe, path) in [("livenessProbe", "/healthz"), ("readinessProbe", "/readyz")] {
+        let get = container
+            .get(probe)
+            .and_then(|p| p.get("httpGet"))
+            .unwrap_or_else(|| panic!("no {probe}"));
+        assert_eq!(get["path"], json!(path), "{probe}");
+        assert_eq!(get["port"], json!("health"), "{probe} on the probe port");
+    }
+    let deployment = object("Deployment", "capt-status");
+    let grace = support::at(
+        &deployment,
+        "spec.template.spec.terminationGracePeriodSeconds",
+    )
+    .and_then(Value::as_u64)
+    .expect("a termination grace period");
+    assert!(
+        grace > 60,
+        "room for the drain (30s) and the Lease release (30s): {grace}"
+    );
+}
+
+#[test]
 fn the_deployment_runs_as_non_root_with_a_read_only_root_and_no_capabilities() {
     let deployment = object("Deployment", "capt-status");
     let pod = support::at(&deployment, "spec.template.spec.securityContext")
@@ -524,6 +590,11 @@ fn the_policy_and_settings_are_mounted_from_the_capt_status_policy_config_map() 
         support::at(policy, "configMap.items").is_none(),
         "every key (policy.wasm, settings.yaml) is mounted"
     );
+    assert_eq!(
+        support::at(policy, "configMap.optional"),
+        Some(&json!(true)),
+        "optional: pods start without the ConfigMap (the embedded policy serves until it exists)"
+    );
     let container = container();
     let mount = container
         .get("volumeMounts")
@@ -587,7 +658,11 @@ fn the_dockerfile_builds_with_the_pinned_toolchain_and_runs_as_the_deployment_us
         .iter()
         .filter(|i| i.starts_with("FROM "))
         .collect();
-    assert_eq!(stages.len(), 2, "a builder and a runtime stage: {stages:?}");
+    assert_eq!(
+        stages.len(),
+        4,
+        "chef, planner, builder and runtime stages: {stages:?}"
+    );
     let args: String = instructions
         .iter()
         .filter(|i| i.starts_with("ARG "))
@@ -598,22 +673,50 @@ fn the_dockerfile_builds_with_the_pinned_toolchain_and_runs_as_the_deployment_us
         stages[0].contains(&format!("rust:{channel}"))
             || (stages[0].contains("rust:${RUST_VERSION}")
                 && args.contains(&format!("RUST_VERSION={channel}"))),
-        "the builder is the official rust {channel} image: {}",
+        "the first stage is the official rust {channel} image: {}",
         stages[0]
     );
     let all = instructions.join("\n");
     for needle in [
         "rustup target add wasm32-unknown-unknown",
-        "cargo build --release -p capt-host --locked",
+        "cargo install cargo-chef --locked",
+        "cargo chef prepare --recipe-path recipe.json",
+        "cargo build --profile dist -p capt-host --locked",
         "/usr/local/bin/capt-host",
-        "/etc/capt/policy/policy.wasm",
-        "policies/capt-status/settings.yaml /etc/capt/policy/settings.yaml",
     ] {
         assert!(all.contains(needle), "the Dockerfile has {needle:?}");
     }
+    assert!(
+        !all.contains("/etc/capt/policy"),
+        "the policy is built into the binary, not copied where the ConfigMap's volume would hide it"
+    );
+    // The dependencies are compiled before the sources are copied, with the same profile and
+    // features as the binary: their layer survives a change of the sources.
+    let builder: Vec<&String> = instructions
+        .iter()
+        .skip_while(|i| *i != stages[2])
+        .take_while(|i| *i != stages[3])
+        .collect();
+    let position = |needle: &str| {
+        builder
+            .iter()
+            .position(|i| i.contains(needle))
+            .unwrap_or_else(|| panic!("the builder stage has {needle:?}: {builder:?}"))
+    };
+    assert!(position("cargo chef cook") < position("COPY . ."));
+    assert!(position("COPY . .") < position("cargo build"));
+    let cook = builder[position("cargo chef cook")];
+    for flag in [
+        "--profile dist",
+        "-p capt-host",
+        "--no-default-features",
+        "--locked",
+    ] {
+        assert!(cook.contains(flag), "cargo chef cook uses {flag}: {cook}");
+    }
     let runtime: Vec<&String> = instructions
         .iter()
-        .skip_while(|i| *i != stages[1])
+        .skip_while(|i| *i != stages[3])
         .collect();
     assert!(runtime[0].contains("nonroot"), "a non-root runtime image");
     for expected in [
@@ -626,7 +729,6 @@ fn the_dockerfile_builds_with_the_pinned_toolchain_and_runs_as_the_deployment_us
             "the runtime stage has {expected}"
         );
     }
-    assert!(support::path("policies/capt-status/settings.yaml").is_file());
     let dockerignore = support::read(&support::path(".dockerignore"));
     for entry in ["target", ".git", "node_modules", ".venv"] {
         assert!(
@@ -636,6 +738,64 @@ fn the_dockerfile_builds_with_the_pinned_toolchain_and_runs_as_the_deployment_us
             ".dockerignore has {entry}"
         );
     }
+}
+
+/// The `key: value` lines of a YAML file that are commented out (`# key: value`), as a mapping.
+fn commented_out_mapping(text: &str) -> Value {
+    let uncommented: String = text
+        .lines()
+        .filter_map(|l| l.strip_prefix("# "))
+        .filter(|l| {
+            l.split_once(": ")
+                .is_some_and(|(key, _)| !key.is_empty() && !key.contains(' '))
+        })
+        .map(|l| format!("{l}\n"))
+        .collect();
+    serde_yaml_ng::from_str(&uncommented).expect("the commented-out lines are YAML")
+}
+
+#[test]
+fn the_policy_kustomization_generates_the_mounted_config_map_with_the_policy_defaults() {
+    let kustomization = support::document(&support::path("deploy/policy/kustomization.yaml"));
+    assert_eq!(
+        support::str_at(&kustomization, "namespace"),
+        Some(NAMESPACE)
+    );
+    assert_eq!(
+        support::at(&kustomization, "generatorOptions.disableNameSuffixHash"),
+        Some(&json!(true)),
+        "the Deployment mounts the ConfigMap by its exact name"
+    );
+    let generators = kustomization["configMapGenerator"]
+        .as_array()
+        .expect("a configMapGenerator");
+    assert_eq!(generators.len(), 1);
+    assert_eq!(generators[0]["name"], json!("capt-status-policy"));
+    assert_eq!(
+        strings(generators[0].get("files")),
+        ["settings.yaml"],
+        "the settings; a module only once the user adds one"
+    );
+    assert!(
+        !objects_of(DEPLOY).iter().any(|o| o["kind"] == "ConfigMap"),
+        "the operator's kustomization creates no policy ConfigMap: applying it never undoes a swap"
+    );
+
+    // The settings file overrides nothing, and lists every default, commented out.
+    let text = support::read(&support::path("deploy/policy/settings.yaml"));
+    let settings: Value = serde_yaml_ng::from_str(&text).expect("YAML");
+    assert_eq!(settings, json!({}), "every setting is commented out");
+    let defaults: Value = serde_yaml_ng::from_str(&support::read(&support::path(
+        "policies/capt-status/settings.yaml",
+    )))
+    .expect("the policy's default settings");
+    assert_eq!(commented_out_mapping(&text), defaults);
+}
+
+#[test]
+fn commented_out_mapping_reads_only_commented_key_value_lines() {
+    let text = "# A comment: with a colon\n{}\n# a: 1\n# b: [x]\nc: 3\n";
+    assert_eq!(commented_out_mapping(text), json!({"a": 1, "b": ["x"]}));
 }
 
 #[test]

@@ -192,15 +192,24 @@ async fn demo(
         field("/spec/controlPlaneEndpoint"),
         field("/status/conditions"),
     ));
+    let conflicts = sum_metric(&metrics, "capt_host_patch_conflicts_total");
     clock.say(&format!(
-        "both Ready: {} reconciles, {} patches sent, {} skipped as no-ops, {} conflicts",
+        "both Ready: {} reconciles, {} patches sent, {} skipped as no-ops, {conflicts} conflicts",
         sum_metric(&metrics, "capt_host_reconciles_total"),
         sum_metric(&metrics, "capt_host_patches_total"),
         sum_metric(&metrics, "capt_host_writes_skipped_total"),
-        sum_metric(&metrics, "capt_host_patch_conflicts_total"),
     ));
+    if conflicts > 0 {
+        clock.say(CONFLICTS_EXPLAINED);
+    }
     Ok(())
 }
+
+/// What the summary's conflicts are, shown when there were some.
+const CONFLICTS_EXPLAINED: &str = "a conflict is a write refused with 409 because the object \
+     changed after the operator read it (another writer, or its own previous write not yet seen \
+     by its watch): every write carries the resourceVersion it was computed from, so nothing was \
+     overwritten; the operator reconciled the fresh object again";
 
 /// Writes `candidate` over the watched module file, waits until it serves or is rejected, and
 /// shows the Ready messages of the objects once they were reconciled again.

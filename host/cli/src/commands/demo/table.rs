@@ -1,6 +1,8 @@
-//! `kubectl get`-style tables, from a CustomResourceDefinition's `additionalPrinterColumns`:
-//! `NAME`, then each column of priority 0 of the served version, its `jsonPath` evaluated on
-//! each object. Generic over the CRD: nothing here knows a kind.
+//! `kubectl get -o wide`-style tables, from a CustomResourceDefinition's
+//! `additionalPrinterColumns`: `NAME`, then each column of the served version (priority 0, then
+//! the wide ones of priority 1, such as the Ready condition's reason: why an object is not
+//! ready), its `jsonPath` evaluated on each object. Generic over the CRD: nothing here knows a
+//! kind.
 //!
 //! JSONPath support is the subset printer columns use: `.field` steps, `[N]` indices and
 //! `[?(@.key=='value')]` filters (the first match); anything else prints empty.
@@ -24,18 +26,27 @@ pub struct Table {
 }
 
 impl Table {
-    /// The columns of `crd`'s first served version; `None` if it has none served.
+    /// The columns of `crd`'s first served version, as `kubectl get -o wide` shows them (the
+    /// columns of priority 0, then those of priority 1); `None` if it has none served.
     pub fn of_crd(crd: &Value) -> Option<Self> {
         let versions = crd.pointer("/spec/versions")?.as_array()?;
         let version = versions
             .iter()
             .find(|v| v.get("served").and_then(Value::as_bool) == Some(true))?;
-        let columns = version
+        let priority = |c: &Value| c.get("priority").and_then(Value::as_i64).unwrap_or(0);
+        let printer_columns: Vec<&Value> = version
             .get("additionalPrinterColumns")
             .and_then(Value::as_array)
             .into_iter()
             .flatten()
-            .filter(|c| c.get("priority").and_then(Value::as_i64).unwrap_or(0) == 0)
+            .collect();
+        let columns = [0, 1]
+            .into_iter()
+            .flat_map(|wanted| {
+                printer_columns
+                    .iter()
+                    .filter(move |c| priority(c) == wanted)
+            })
             .filter_map(|c| {
                 Some(Column {
                     name: c.get("name")?.as_str()?.to_owned(),
@@ -201,6 +212,7 @@ mod tests {
         let crd = json!({"spec": {"versions": [{"served": true, "additionalPrinterColumns": [
             {"name": "READY", "type": "boolean", "jsonPath": ".status.ready"},
             {"name": "WIDE", "type": "string", "jsonPath": ".x", "priority": 1},
+            {"name": "HIDDEN", "type": "string", "jsonPath": ".x", "priority": 2},
             {"name": "AGE", "type": "date", "jsonPath": ".metadata.creationTimestamp"}
         ]}]}});
         let table = Table::of_crd(&crd).unwrap();
@@ -209,14 +221,14 @@ mod tests {
             .to_utc();
         let objects = [
             json!({"metadata": {"name": "a", "creationTimestamp": "2026-01-01T00:00:00Z"},
-                   "status": {"ready": true}}),
+                   "status": {"ready": true}, "x": "Why"}),
             json!({"metadata": {"name": "longer-name", "creationTimestamp": "2026-01-01T00:01:00Z"}}),
         ];
         assert_eq!(
             table.render(&objects, now),
-            "NAME          READY   AGE\na             true    65s\nlonger-name           5s\n"
+            "NAME          READY   AGE   WIDE\na             true    65s   Why\nlonger-name           5s\n"
         );
-        assert_eq!(table.fingerprint(&objects)[0], ["a", "true", ""]);
+        assert_eq!(table.fingerprint(&objects)[0], ["a", "true", "", "Why"]);
     }
 
     #[test]
