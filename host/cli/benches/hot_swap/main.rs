@@ -130,13 +130,15 @@ async fn run(options: &Options) -> anyhow::Result<()> {
             ]);
         }
         let metrics_addr = free_local_addr()?;
+        let probe_addr = free_local_addr()?;
         let log = dir.join(format!("operator-cache-{cached}.log"));
-        let mut operator = Operator::spawn(&kubeconfig, &metrics_addr, &args, &[], &log)?;
+        let mut operator =
+            Operator::spawn(&kubeconfig, &metrics_addr, &probe_addr, &args, &[], &log)?;
         // Ready (caches synced, HTTP up) and every cluster converged.
         let store = server.store();
         loop {
             operator.check_alive(&log)?;
-            let ready = http_get(&metrics_addr, "/readyz")
+            let ready = http_get(&probe_addr, "/readyz")
                 .await
                 .is_ok_and(|(code, _)| code == 200);
             if ready && count_converged(&store) == options.clusters {

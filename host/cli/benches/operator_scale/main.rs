@@ -7,10 +7,11 @@
 //!    WorkspaceTemplateApplies (applied), two Workspaces (Ready, with outputs) and the control
 //!    plane's connection Secret: Crossplane's work is already done, so what is measured is
 //!    the operator's convergence alone;
-//! 3. starts `target/release/capt-host run --kubeconfig FILE --metrics-addr 127.0.0.1:P` with
-//!    the embedded policy and its default settings, and polls the server's store until every
-//!    CAPTCluster and CAPTControlPlane is ready and every Cluster has `infrastructureReady`
-//!    and `controlPlaneReady` (wall time from the spawn, so it includes the process start and
+//! 3. starts `target/release/capt-host run --kubeconfig FILE --kube-api-qps 0` (no client-side
+//!    rate limit; metrics and probes on free local ports) with the embedded policy and its
+//!    default settings, and polls the server's store until every CAPTCluster and
+//!    CAPTControlPlane is ready and every Cluster has `infrastructureReady` and
+//!    `controlPlaneReady` (wall time from the spawn, so it includes the process start and
 //!    the policy's compile);
 //! 4. reads the operator's reconcile count (`/metrics`), the server's write counters, the
 //!    operator's peak RSS (`VmHWM`) and CPU time (`utime + stime`) from `/proc/PID`;
@@ -234,12 +235,19 @@ async fn run(clusters: usize, options: &Options) -> anyhow::Result<RunResult> {
     ));
     std::fs::write(&kubeconfig, server.kubeconfig_yaml())?;
     let metrics_addr = free_local_addr()?;
+    let probe_addr = free_local_addr()?;
     let log = std::env::temp_dir().join(format!("capt-bench-operator-{clusters}.log"));
     server.reset_requests();
     let harness_cpu_start = cpu_seconds("self")?;
     let start = Instant::now();
-    let mut operator =
-        Operator::spawn(&kubeconfig, &metrics_addr, &[], &options.operator_env, &log)?;
+    let mut operator = Operator::spawn(
+        &kubeconfig,
+        &metrics_addr,
+        &probe_addr,
+        &[],
+        &options.operator_env,
+        &log,
+    )?;
 
     let store = server.store();
     let poll = Duration::from_millis((clusters as u64 / 10).clamp(100, 1000));
@@ -248,7 +256,7 @@ async fn run(clusters: usize, options: &Options) -> anyhow::Result<RunResult> {
         tokio::time::sleep(poll).await;
         operator.check_alive(&log)?;
         if ready.is_none()
-            && http_get(&metrics_addr, "/readyz")
+            && http_get(&probe_addr, "/readyz")
                 .await
                 .is_ok_and(|(c, _)| c == 200)
         {

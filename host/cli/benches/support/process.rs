@@ -14,11 +14,13 @@ pub struct Operator {
 }
 
 impl Operator {
-    /// Starts `capt-host run [args]` (the release binary cargo built with this bench) with the
-    /// extra environment `env` and its log in `log`.
+    /// Starts `capt-host run [args]` (the release binary cargo built with this bench), serving
+    /// its metrics on `metrics_addr` and its probes on `probe_addr`, without a client-side rate
+    /// limit, with the extra environment `env` and its log in `log`.
     pub fn spawn(
         kubeconfig: &Path,
         metrics_addr: &str,
+        probe_addr: &str,
         args: &[String],
         env: &[(String, String)],
         log: &Path,
@@ -28,7 +30,10 @@ impl Operator {
             .arg("run")
             .arg("--kubeconfig")
             .arg(kubeconfig)
-            .args(["--metrics-addr", metrics_addr])
+            .args(["--metrics-bind-address", metrics_addr])
+            .args(["--health-probe-bind-address", probe_addr])
+            // What is measured is the operator's own cost: no client-side rate limit.
+            .args(["--kube-api-qps", "0"])
             .args(args)
             .envs(env.iter().map(|(k, v)| (k, v)))
             .stdin(Stdio::null())

@@ -542,23 +542,7 @@ fn the_deployment_runs_as_non_root_with_a_read_only_root_and_no_capabilities() {
 }
 
 #[test]
-fn the_deployment_probes_health_and_readiness_on_the_metrics_port() {
-    let container = container();
-    let ports = container
-        .get("ports")
-        .and_then(Value::as_array)
-        .expect("ports");
-    assert_eq!(
-        ports.as_slice(),
-        [json!({"name": "metrics", "containerPort": 8080, "protocol": "TCP"})]
-    );
-    for (probe, path) in [("livenessProbe", "/healthz"), ("readinessProbe", "/readyz")] {
-        assert_eq!(
-            support::at(&container, &format!("{probe}.httpGet")),
-            Some(&json!({"path": path, "port": "metrics"})),
-            "{probe}"
-        );
-    }
+fn the_metrics_service_selects_the_pods_on_their_metrics_port() {
     let service = object("Service", "capt-status-metrics");
     assert_eq!(
         support::at(&service, "spec.ports"),
