@@ -39,7 +39,7 @@ pub enum SettingsError {
         path: PathBuf,
         /// What is wrong, and where.
         #[source]
-        source: serde_saphyr::Error,
+        source: Box<serde_saphyr::Error>,
     },
     /// The file holds something else than a mapping of keys to values.
     #[error("{}: the settings must be a mapping of keys to values", .path.display())]
@@ -120,23 +120,14 @@ impl SettingsFile {
 
     /// Parses `text`, the content of the file at `path`. An empty file overrides nothing.
     pub fn parse(path: &Path, text: &str) -> Result<Self, SettingsError> {
-        let root: Option<Located> =
-            serde_saphyr::from_str(text).map_err(|source| SettingsError::Syntax {
-                path: path.to_owned(),
-                source,
-            })?;
-        Self::new(path, root.unwrap_or_else(Located::empty))
+        Self::new(path, located(path, text)?.unwrap_or_else(Located::empty))
     }
 
     /// The settings under `key` of a YAML file (e.g. a scenario's `settings`), with positions
     /// in that file; `None` when the file has no such key.
     pub fn parse_key(path: &Path, text: &str, key: &str) -> Result<Option<Self>, SettingsError> {
-        let root: Option<Located> =
-            serde_saphyr::from_str(text).map_err(|source| SettingsError::Syntax {
-                path: path.to_owned(),
-                source,
-            })?;
-        root.and_then(|root| root.keys.into_iter().find(|entry| entry.key == key))
+        located(path, text)?
+            .and_then(|root| root.keys.into_iter().find(|entry| entry.key == key))
             .filter(|entry| !entry.node.value.is_null())
             .map(|entry| Self::new(path, entry.node))
             .transpose()
@@ -163,6 +154,14 @@ impl SettingsFile {
     pub fn overrides(&self) -> &Value {
         &self.root.value
     }
+}
+
+/// The YAML document `text` of the file at `path`, with positions; `None` when it is empty.
+fn located(path: &Path, text: &str) -> Result<Option<Located>, SettingsError> {
+    serde_saphyr::from_str(text).map_err(|source| SettingsError::Syntax {
+        path: path.to_owned(),
+        source: Box::new(source),
+    })
 }
 
 /// The settings `policy` runs with, its defaults merged with `file`'s overrides, as JSON

@@ -633,16 +633,16 @@ fn test_reports_as_junit_and_json_without_colour_in_a_pipe() {
 
 #[test]
 fn test_into_a_closed_pipe_ends_quietly() {
-    let mut child = Command::new(env!("CARGO_BIN_EXE_capt-host"))
+    // A pipe whose reader is gone before the command starts: its first write fails.
+    let (reader, writer) = std::io::pipe().unwrap();
+    drop(reader);
+    let output = Command::new(env!("CARGO_BIN_EXE_capt-host"))
         .args(["test", &fixture("scenarios")])
         .env_remove("RUST_LOG")
-        .stdout(Stdio::piped())
+        .stdout(Stdio::from(writer))
         .stderr(Stdio::piped())
-        .spawn()
+        .output()
         .unwrap();
-    // The reader goes away before the first line is written (the policy loads first).
-    drop(child.stdout.take());
-    let output = child.wait_with_output().unwrap();
     let err = stderr(&output);
     assert_eq!(output.status.code(), Some(141), "{err}");
     assert!(err.is_empty(), "{err}");
