@@ -165,7 +165,7 @@ impl Kinds {
                 let mut known: Vec<String> = self.0.iter().map(Kind::label).collect();
                 known.sort();
                 bail!(
-                    "unknown resource type {name:?}; the objects and the policy know: {}",
+                    "unknown resource type {name:?}; the objects are of: {}",
                     known.join(", ")
                 )
             }

@@ -333,9 +333,8 @@ fn eval_rejects_malformed_arguments() {
     ]);
     assert_eq!(output.status.code(), Some(2));
     assert!(
-        stderr(&output).contains(
-            "unknown resource type \"Widget\"; the objects and the policy know: ConfigMap, Secret"
-        ),
+        stderr(&output)
+            .contains("unknown resource type \"Widget\"; the objects are of: ConfigMap, Secret"),
         "{}",
         stderr(&output)
     );
