@@ -47,7 +47,7 @@ fn is_broken_pipe(error: &anyhow::Error) -> bool {
 
 /// Prints `error` and its causes to stderr, each once.
 fn report(error: &anyhow::Error) {
-    let messages = distinct_causes(error.chain().map(ToString::to_string));
+    let messages = capt_host_core::error_messages(error.as_ref());
     let Some((message, causes)) = messages.split_first() else {
         return;
     };
@@ -57,36 +57,5 @@ fn report(error: &anyhow::Error) {
         for (i, cause) in causes.iter().enumerate() {
             eprintln!("  {i:>4}: {cause}");
         }
-    }
-}
-
-/// The messages of an error chain without the causes that an outer message already shows
-/// (many errors repeat their source's message in their own).
-fn distinct_causes(chain: impl Iterator<Item = String>) -> Vec<String> {
-    let mut messages: Vec<String> = Vec::new();
-    for message in chain {
-        if !messages.iter().any(|shown| shown.contains(&message)) {
-            messages.push(message);
-        }
-    }
-    messages
-}
-
-#[cfg(test)]
-mod tests {
-    use super::distinct_causes;
-
-    #[test]
-    fn causes_that_an_outer_message_shows_are_printed_once() {
-        let chain = [
-            "could not connect to https://10.0.0.1:6443",
-            "client error: tcp connect error: Connection refused",
-            "tcp connect error: Connection refused",
-            "Connection refused",
-        ];
-        assert_eq!(
-            distinct_causes(chain.iter().map(ToString::to_string)),
-            [chain[0], chain[1]]
-        );
     }
 }
