@@ -8,7 +8,9 @@
 //! turns changes into reconcile requests. The watchers run for the operator's whole life, on
 //! leaders and standbys alike, so a standby is ready (and warm) when it takes over.
 //!
-//! Objects are kept as [`CachedObject`]s: their manifests as text, ready for the policy.
+//! Objects are kept as [`CachedObject`]s: their manifests as text, ready for the policy. Any
+//! JSON reads as one, so an object the operator cannot read never fails its kind's list or
+//! watch; each watch reports such objects through a [`PoisonWatch`].
 
 use std::collections::HashMap;
 use std::sync::Arc;
@@ -25,6 +27,7 @@ use tracing::Instrument as _;
 use super::dispatch::Dispatcher;
 use super::kinds::{KindInfo, KindKey, Kinds, ObjectKey};
 use super::object::CachedObject;
+use super::poison::{PoisonMetrics, PoisonWatch};
 
 /// Where a reconcile finds an object.
 pub(crate) enum Lookup {
@@ -44,13 +47,15 @@ pub(crate) struct Cache {
 }
 
 impl Cache {
-    /// Starts a watcher for every cached kind of `kinds`; each event goes to `dispatcher`.
-    /// Returns the cache and the watcher tasks (abort them to stop watching).
+    /// Starts a watcher for every cached kind of `kinds`; each event goes to `dispatcher`,
+    /// unreadable objects are counted into `poison`. Returns the cache and the watcher tasks
+    /// (abort them to stop watching).
     pub(crate) fn start(
         client: &Client,
         kinds: Arc<Kinds>,
         namespace: Option<String>,
         dispatcher: Arc<Dispatcher>,
+        poison: &PoisonMetrics,
     ) -> (Self, Vec<JoinHandle<()>>) {
         let mut stores = HashMap::new();
         let mut tasks = Vec::new();
@@ -60,9 +65,13 @@ impl Cache {
             let api = info.api(client, namespace.as_deref());
             let (watched, dispatcher, reader) = (info.clone(), dispatcher.clone(), store.clone());
             let resource = info.api_resource.clone();
+            let mut poison = PoisonWatch::new(info.clone(), poison);
             let events = watcher(api, watcher::Config::default())
                 .default_backoff()
                 .modify(move |object| object.fill_type(&resource))
+                .filter(move |event| {
+                    std::future::ready(event.as_ref().map_or(true, |event| poison.keep(event)))
+                })
                 .reflect(writer);
             let task = async move {
                 events

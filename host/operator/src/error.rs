@@ -7,6 +7,8 @@ use capt_policy::ObjectRef;
 
 use capt_host_core::rounds::RoundError;
 
+use super::object::Unreadable;
+
 /// Why one reconcile failed. A failed reconcile is retried with a per-object backoff
 /// ([`super::RetryPolicy`]); [`ReconcileError::is_transient`] chooses the delay.
 #[derive(Debug, thiserror::Error)]
@@ -47,6 +49,16 @@ pub enum ReconcileError {
     /// The task running the policy panicked or was cancelled: a host defect. Transient.
     #[error("the policy task failed")]
     Task(#[source] tokio::task::JoinError),
+    /// The operator cannot read the trigger object; the policy was not called. Terminal: it
+    /// is reconciled again when it changes.
+    #[error("{trigger} cannot be read")]
+    Unreadable {
+        /// The trigger.
+        trigger: ObjectRef,
+        /// Why.
+        #[source]
+        source: Unreadable,
+    },
 }
 
 impl ReconcileError {
@@ -56,7 +68,7 @@ impl ReconcileError {
             Self::Rounds(error) => error.is_transient(),
             Self::Write { source, .. } => is_transient_api_error(source),
             Self::Conflict { .. } | Self::NotLeader | Self::Task(_) => true,
-            Self::UndeclaredKind(_) | Self::InvalidPatch { .. } => false,
+            Self::UndeclaredKind(_) | Self::InvalidPatch { .. } | Self::Unreadable { .. } => false,
         }
     }
 
@@ -89,6 +101,7 @@ impl ReconcileError {
             Self::InvalidPatch { .. } => "invalid_patch",
             Self::NotLeader => "not_leader",
             Self::Task(_) => "task",
+            Self::Unreadable { .. } => "unreadable",
         }
     }
 
@@ -103,6 +116,7 @@ impl ReconcileError {
             }
             Self::Write { .. } => Some("WriteFailed"),
             Self::Task(_) => Some("ReconcileFailed"),
+            Self::Unreadable { .. } => Some("UnreadableObject"),
         }
     }
 }
@@ -183,6 +197,21 @@ mod tests {
         assert_eq!(rejected.event_reason(), Some("PolicyFailed"));
         assert_eq!(rejected.label(), "rejected");
         assert!(!rejected.is_transient());
+    }
+
+    #[test]
+    fn an_unreadable_trigger_is_a_terminal_unreadable_object_warning() {
+        let unreadable = ReconcileError::Unreadable {
+            trigger: ObjectRef::new("v1", "Thing", Some("ns"), "t"),
+            source: Unreadable::NoMetadata,
+        };
+        assert_eq!(unreadable.event_reason(), Some("UnreadableObject"));
+        assert_eq!(unreadable.label(), "unreadable");
+        assert!(!unreadable.is_transient());
+        assert_eq!(
+            unreadable.note(),
+            "Thing/ns/t cannot be read: the manifest has no metadata object"
+        );
     }
 
     #[test]

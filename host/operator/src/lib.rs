@@ -21,8 +21,9 @@
 //! ```
 //!
 //! One module per job: [`config`](OperatorConfig), `kinds` (discovery), `object` (objects as
-//! the operator holds them: [`CachedObject`]), `cache`, `dispatch`, `echo` (the operator's own
-//! writes), `index` (per-trigger state, bounded), `gather` (the rounds' object source),
+//! the operator holds them: [`CachedObject`]), `cache`, `poison` (objects it cannot read),
+//! `dispatch`, `echo` (the operator's own writes), `index` (per-trigger state, bounded),
+//! `gather` (the rounds' object source),
 //! `reconcile`, `apply`, `events`, `leader` (the Lease and the write gate), `client` (request
 //! timeouts, the rate limit of `ratelimit`, the User-Agent, and the gate on every write),
 //! `health` (whether reconciles make progress), `metrics`, `http` (probes, `/metrics` and
@@ -61,6 +62,7 @@ mod leader;
 pub mod manifests;
 mod metrics;
 mod object;
+mod poison;
 mod ratelimit;
 mod reconcile;
 
@@ -97,7 +99,7 @@ pub use self::client::RequestError;
 pub use self::config::{ApiClientConfig, LeaderElection, OperatorConfig, RetryPolicy, TimingError};
 pub use self::error::{OperatorError, ReconcileError};
 pub use self::kinds::{DiscoveryError, KindInfo, KindKey, Kinds, ObjectKey};
-pub use self::object::CachedObject;
+pub use self::object::{CachedObject, Unreadable};
 pub use self::reconcile::{ReconcileResult, Reconciled};
 pub use prometheus_client::registry::Registry;
 
@@ -477,8 +479,13 @@ async fn operate(
 
     let index = Arc::new(Mutex::new(TriggerIndex::default()));
     let dispatcher = Arc::new(Dispatcher::new(kinds.clone(), index.clone()));
-    let (cache, watchers) =
-        Cache::start(client, kinds, config.namespace.clone(), dispatcher.clone());
+    let (cache, watchers) = Cache::start(
+        client,
+        kinds,
+        config.namespace.clone(),
+        dispatcher.clone(),
+        &shared.metrics.poison,
+    );
     let cache = Arc::new(cache);
     let synced = {
         let (cache, shared) = (cache.clone(), shared.clone());

@@ -1,7 +1,7 @@
 //! The operator's metrics: one registry per operator (two operators in one process count
 //! apart), prefixed `capt_host_`, with each family registered by the module that measures it
 //! ([`super::reconcile`], [`super::gather`], [`super::apply`], [`super::events`],
-//! [`super::leader`]), and the families others plug in through
+//! [`super::leader`], [`super::poison`]), and the families others plug in through
 //! [`crate::OperatorBuilder::metrics_registry`]. `/metrics` serves [`Metrics::encode`].
 
 use prometheus_client::encoding::text::encode;
@@ -11,6 +11,7 @@ use super::apply::ApplyMetrics;
 use super::events::EventMetrics;
 use super::gather::GuestMetrics;
 use super::leader::LeaderMetrics;
+use super::poison::PoisonMetrics;
 use super::reconcile::ReconcileMetrics;
 
 /// The prefix of every metric name.
@@ -28,6 +29,7 @@ pub struct Metrics {
     pub(crate) apply: ApplyMetrics,
     pub(crate) events: EventMetrics,
     pub(crate) leader: LeaderMetrics,
+    pub(crate) poison: PoisonMetrics,
 }
 
 impl Metrics {
@@ -40,6 +42,7 @@ impl Metrics {
             apply: ApplyMetrics::register(&mut registry),
             events: EventMetrics::register(&mut registry),
             leader: LeaderMetrics::register(&mut registry),
+            poison: PoisonMetrics::register(&mut registry),
             registry,
         }
     }

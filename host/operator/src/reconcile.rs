@@ -126,7 +126,14 @@ pub(crate) async fn reconcile(
         let kind = info.api_resource.kind.as_str();
         let _timer = ctx.metrics.reconcile.start(kind, policy.version());
         let key = ObjectKey::of(&trigger);
-        let outcome = run(&ctx, &trigger, &key, &policy).await;
+        let outcome = match object.unreadable() {
+            // A poison object (see `poison`): only its own reconciles fail.
+            Some(reason) => Err(ReconcileError::Unreadable {
+                trigger: trigger.clone(),
+                source: reason.clone(),
+            }),
+            None => run(&ctx, &trigger, &key, &policy).await,
+        };
         let (result, writes) = match &outcome {
             Ok((_, 0)) => (ReconcileResult::Unchanged, 0),
             Ok((_, writes)) => (ReconcileResult::Changed, *writes),

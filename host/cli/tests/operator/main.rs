@@ -17,7 +17,8 @@
 //!   writing before the standby takes over (the server's request log proves it) and exits
 //!   non-zero; SIGTERM with a hung write drains within its deadline and releases the Lease;
 //! - `liveness`: `/healthz` fails while a reconcile is stuck;
-//! - `invalid`: an object the policy rejects is a Warning event and backoff, not a panic.
+//! - `invalid`: an object the policy rejects is a Warning event and backoff, not a panic;
+//! - `poison`: objects the operator cannot read, and extreme ones, hold up nothing else.
 
 mod chain;
 mod common;
@@ -42,5 +43,6 @@ mod harness;
 mod invalid;
 mod leader;
 mod liveness;
+mod poison;
 mod retrigger;
 mod steady;
