@@ -88,7 +88,12 @@ impl Settings {
         let settings: Settings = if text.trim().is_empty() {
             Settings::default()
         } else {
-            serde_json::from_str(text).map_err(|e| format!("settings: {e}"))?
+            // Read as a document first, then as settings: a key or value the settings refuse is
+            // named without a line and column of the JSON the host merged, which the operator
+            // never wrote.
+            let document: serde_json::Value =
+                serde_json::from_str(text).map_err(|e| format!("settings: {e}"))?;
+            serde_json::from_value(document).map_err(|e| format!("settings: {e}"))?
         };
         if settings.min_retry_delay > settings.max_retry_delay {
             return Err("settings: minRetryDelay must not exceed maxRetryDelay".to_owned());
@@ -123,8 +128,10 @@ mod tests {
     fn typos_and_bad_values_are_rejected_with_the_key() {
         let e = Settings::from_json(r#"{"vpcReadyTimeot":"1m"}"#).unwrap_err();
         assert!(e.contains("vpcReadyTimeot"), "{e}");
+        // No position in the JSON the host merged: the operator never saw it.
+        assert!(!e.contains("line"), "{e}");
         let e = Settings::from_json(r#"{"vpcReadyTimeout":"soon"}"#).unwrap_err();
-        assert!(e.contains("soon"), "{e}");
+        assert!(e.contains("soon") && !e.contains("line"), "{e}");
         assert!(Settings::from_json(r#"{"minRetryDelay":"10m"}"#).is_err());
         assert!(Settings::from_json(r#"{"clusterPropagation":"sideways"}"#).is_err());
     }

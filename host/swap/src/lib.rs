@@ -407,24 +407,41 @@ fn load_file(
     Ok((module, compilation))
 }
 
-/// Loads the fallback module with `settings` (no canary: it is the binary's own).
+/// Loads the fallback module with `settings` (no canary: it is the binary's own); with its
+/// defaults when it rejects them.
 fn load_fallback(
     engine: &Engine,
     config: &SwapConfig,
     fallback: &Fallback,
     settings: &source::Settings,
 ) -> Result<pipeline::Module, SwapError> {
-    let policy = WasmPolicy::load_with_cache(engine, fallback.bytes, config.compile_cache.as_ref())
-        .map_err(SwapError::Load)?;
-    let candidate = source::Candidate {
-        sha256: policy.sha256().to_owned(),
-        bytes: vec![],
-        overrides: settings.overrides.clone(),
-        settings_sha256: settings.sha256.clone(),
+    let policy = Arc::new(
+        WasmPolicy::load_with_cache(engine, fallback.bytes, config.compile_cache.as_ref())
+            .map_err(SwapError::Load)?,
+    );
+    let with = |settings: &source::Settings| {
+        let candidate = source::Candidate {
+            sha256: policy.sha256().to_owned(),
+            bytes: vec![],
+            settings: settings.file.clone(),
+            settings_sha256: settings.sha256.clone(),
+        };
+        let mut module = pipeline::Module::new(policy.clone(), &candidate, config);
+        module.report.source = None;
+        module
     };
-    let mut module = pipeline::Module::new(Arc::new(policy), &candidate, config);
-    module.report.source = None;
-    Ok(module)
+    let module = with(settings);
+    match module.merged_settings(config) {
+        Ok(_) => Ok(module),
+        Err(error) => {
+            tracing::warn!(
+                error = %capt_host_core::error_chain(&error),
+                fallback = %fallback.label,
+                "the fallback rejects the settings file; it runs with its default settings"
+            );
+            Ok(with(&source::Settings::default()))
+        }
+    }
 }
 
 /// Locks `mutex`, ignoring poisoning: every critical section leaves the data consistent.

@@ -9,7 +9,6 @@ use std::time::{Duration, Instant};
 
 use capt_policy::{KindRef, Metadata};
 use chrono::Utc;
-use serde_json::Value;
 
 use super::SwapConfig;
 use super::canary::CanaryReport;
@@ -19,7 +18,7 @@ use super::source::{self, Candidate};
 use super::status::ModuleReport;
 use super::supervised::{Probation, Supervised};
 use capt_host_core::Policy;
-use capt_host_core::rounds;
+use capt_host_core::settings::{self, SettingsFile};
 use capt_host_runtime::ActivePolicy;
 use capt_host_runtime::Engine;
 use capt_host_runtime::{Compilation, WasmPolicy};
@@ -29,7 +28,7 @@ use capt_host_runtime::{Compilation, WasmPolicy};
 #[derive(Clone)]
 pub(crate) struct Module {
     pub(crate) policy: Arc<WasmPolicy>,
-    pub(crate) overrides: Option<Value>,
+    pub(crate) settings: Option<SettingsFile>,
     pub(crate) settings_sha256: String,
     pub(crate) report: ModuleReport,
 }
@@ -53,7 +52,7 @@ impl Module {
                 settings_source: config.settings.as_ref().map(|p| p.display().to_string()),
                 since: Utc::now(),
             },
-            overrides: candidate.overrides.clone(),
+            settings: candidate.settings.clone(),
             settings_sha256: candidate.settings_sha256.clone(),
             policy,
         }
@@ -78,7 +77,7 @@ impl Module {
         ActivePolicy::new(
             Arc::new(supervised),
             self.policy.sha256(),
-            self.overrides.as_ref(),
+            self.settings.as_ref().map(SettingsFile::overrides),
         )
         .map_err(|e| SwapError::Settings {
             path: config.settings.clone(),
@@ -86,15 +85,12 @@ impl Module {
         })
     }
 
-    /// The settings a call of this module gets.
+    /// The settings a call of this module gets, checked by the module: settings it rejects
+    /// reject the module.
     pub(crate) fn merged_settings(&self, config: &SwapConfig) -> Result<String, SwapError> {
-        rounds::merge_settings(
-            &self.policy.metadata().default_settings,
-            self.overrides.as_ref(),
-        )
-        .map_err(|e| SwapError::Settings {
+        settings::check(&*self.policy, self.settings.as_ref()).map_err(|e| SwapError::Settings {
             path: config.settings.clone(),
-            message: e.to_string(),
+            message: capt_host_core::error_chain(&e),
         })
     }
 }

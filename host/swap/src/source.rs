@@ -19,11 +19,11 @@ use std::time::{Duration, Instant};
 
 use notify::event::{AccessKind, AccessMode};
 use notify::{EventKind, RecommendedWatcher, RecursiveMode, Watcher as _};
-use serde_json::Value;
 use sha2::{Digest as _, Sha256};
 use tokio::sync::mpsc;
 
 use super::error::SwapError;
+use capt_host_core::settings::SettingsFile;
 use capt_host_core::text::hex;
 
 /// A candidate as read from the files.
@@ -32,7 +32,7 @@ pub(crate) struct Candidate {
     pub(crate) bytes: Vec<u8>,
     pub(crate) sha256: String,
     /// The settings overrides, if a settings file is configured.
-    pub(crate) overrides: Option<Value>,
+    pub(crate) settings: Option<SettingsFile>,
     /// The SHA-256 of the settings file's bytes (empty without one).
     pub(crate) settings_sha256: String,
 }
@@ -43,7 +43,7 @@ impl Candidate {
         Self {
             sha256: hex(&Sha256::digest(&bytes)),
             bytes,
-            overrides: settings.overrides.clone(),
+            settings: settings.file.clone(),
             settings_sha256: settings.sha256.clone(),
         }
     }
@@ -92,8 +92,9 @@ pub(crate) fn read_module(path: &Path, limit: u64) -> Result<Vec<u8>, SwapError>
 /// The settings overrides of a candidate.
 #[derive(Debug, Clone, Default)]
 pub(crate) struct Settings {
-    /// The overrides; `None` without a settings file, or when it does not exist.
-    pub(crate) overrides: Option<Value>,
+    /// The overrides, with their places in the file; `None` without a settings file, or
+    /// when it does not exist.
+    pub(crate) file: Option<SettingsFile>,
     /// The SHA-256 of the file's bytes; empty without one.
     pub(crate) sha256: String,
 }
@@ -123,9 +124,10 @@ pub(crate) fn read_settings(path: Option<&Path>) -> Result<Settings, SwapError> 
         message,
     };
     let text = String::from_utf8(text).map_err(|e| invalid(e.to_string()))?;
-    let value: Value = serde_yaml_ng::from_str(&text).map_err(|e| invalid(e.to_string()))?;
+    let file =
+        SettingsFile::parse(path, &text).map_err(|e| invalid(capt_host_core::error_chain(&e)))?;
     Ok(Settings {
-        overrides: Some(value),
+        file: Some(file),
         sha256,
     })
 }
@@ -244,11 +246,14 @@ mod tests {
         let path = dir.join("settings.yaml");
         let _ = std::fs::remove_file(&path);
         let missing = read_settings(Some(&path)).unwrap();
-        assert!(missing.overrides.is_none());
+        assert!(missing.file.is_none());
         assert!(missing.sha256.is_empty());
         std::fs::write(&path, "{}").unwrap();
         let present = read_settings(Some(&path)).unwrap();
-        assert_eq!(present.overrides, Some(serde_json::json!({})));
+        assert_eq!(
+            present.file.as_ref().map(SettingsFile::overrides),
+            Some(&serde_json::json!({}))
+        );
         assert!(!present.sha256.is_empty());
         std::fs::write(&path, "[unclosed").unwrap();
         assert_eq!(read_settings(Some(&path)).unwrap_err().reason(), "settings");

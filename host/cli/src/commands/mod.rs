@@ -17,27 +17,26 @@ use crate::telemetry::LogFormat;
 use anyhow::Context as _;
 use capt_host_runtime::compile::{self, CompileLimits};
 use capt_host_runtime::{CompileWorker, Engine, Limits, WasmPolicy};
-use clap::error::ErrorKind;
-use clap::parser::ValueSource;
-use clap::{Args, CommandFactory as _, FromArgMatches as _, Parser, Subcommand, ValueEnum as _};
+use clap::{Args, Parser, Subcommand};
 
 /// Runs capt:policy status policies (wasm components): scenario tests, single reconciles,
-/// module inspection.
+/// module inspection, the operator.
 #[derive(Debug, Parser)]
 #[command(name = "capt-host", version)]
 pub struct Cli {
-    /// How log records are written to stderr. Also read from CAPT_LOG_FORMAT (the operator's
-    /// variable prefix) when neither the flag nor CAPT_HOST_LOG_FORMAT is set.
+    /// How log records are written to stderr: text (coloured on a terminal only) or json (flat,
+    /// one object per line: ts, level, logger, msg and the fields).
     #[arg(
         long,
         global = true,
         value_enum,
         default_value_t,
-        env = "CAPT_HOST_LOG_FORMAT"
+        env = "CAPT_LOG_FORMAT"
     )]
     pub log_format: LogFormat,
-    /// Log filter, in RUST_LOG syntax (e.g. `info`, `policy=debug`); default: `warn`.
-    #[arg(long, global = true, env = "RUST_LOG", value_name = "FILTER")]
+    /// The log level or filter, in RUST_LOG syntax (`debug`, `capt_host_operator=debug,info`);
+    /// RUST_LOG wins when set. Default: info for `run`, warn for the other commands.
+    #[arg(long, global = true, env = "CAPT_LOG_LEVEL", value_name = "LEVEL")]
     pub log_level: Option<String>,
     /// What to do.
     #[command(subcommand)]
@@ -45,31 +44,19 @@ pub struct Cli {
 }
 
 impl Cli {
-    /// The environment variable `--log-format` falls back to (the operator's prefix, as in
-    /// deploy/).
-    const LOG_FORMAT_ALIAS: &str = "CAPT_LOG_FORMAT";
-
     /// Parses the command line, exiting with a usage error when it is invalid.
     pub fn parse_args() -> Self {
-        let matches = Self::command().get_matches();
-        let mut cli = Self::from_arg_matches(&matches).unwrap_or_else(|e| e.exit());
-        if matches.value_source("log_format") == Some(ValueSource::DefaultValue)
-            && let Some(value) = std::env::var_os(Self::LOG_FORMAT_ALIAS)
-        {
-            let value = value.to_string_lossy();
-            cli.log_format = LogFormat::from_str(&value, true).unwrap_or_else(|_| {
-                Self::command()
-                    .error(
-                        ErrorKind::InvalidValue,
-                        format!(
-                            "invalid {}: {value:?} (text or json)",
-                            Self::LOG_FORMAT_ALIAS
-                        ),
-                    )
-                    .exit()
-            });
-        }
-        cli
+        Self::parse()
+    }
+
+    /// The log filter: `--log-level`, else the command's default.
+    pub fn log_level(&self) -> &str {
+        self.log_level.as_deref().unwrap_or(match self.command {
+            // The operator says what it does; the one-shot commands print their results
+            // and only warn.
+            Command::Run(_) => "info",
+            _ => "warn",
+        })
     }
 }
 
@@ -143,7 +130,7 @@ pub fn engine(limits: Limits) -> anyhow::Result<Engine> {
 #[derive(Debug, Args)]
 pub struct ModuleArgs {
     /// The policy component (.wasm); default: the policy embedded at build time.
-    #[arg(long, value_name = "FILE", env = "CAPT_HOST_MODULE")]
+    #[arg(long, value_name = "FILE", env = "CAPT_MODULE")]
     pub module: Option<PathBuf>,
     #[command(flatten)]
     pub limits: LimitArgs,
@@ -275,13 +262,6 @@ pub fn load_module(path: Option<&Path>, limits: Limits) -> anyhow::Result<WasmPo
 /// The module's path, or a note that it is the embedded one.
 pub fn describe_module(path: Option<&Path>) -> String {
     path.map_or("(embedded default)".into(), |p| p.display().to_string())
-}
-
-/// A YAML (or JSON) file's content.
-pub fn read_yaml(path: &Path) -> anyhow::Result<serde_json::Value> {
-    let text = std::fs::read_to_string(path)
-        .with_context(|| format!("could not read {}", path.display()))?;
-    serde_yaml_ng::from_str(&text).with_context(|| format!("{} is not valid YAML", path.display()))
 }
 
 #[cfg(test)]

@@ -7,6 +7,7 @@ use std::time::Duration;
 
 use crate::embedded::{self, DEFAULT_POLICY};
 use anyhow::Context as _;
+use capt_host_core::settings::{self, SettingsFile};
 use capt_host_operator::{LeaderElection, Operator, OperatorConfig};
 use capt_host_runtime::{ActivePolicy, PolicySlot};
 use capt_host_runtime::{CompileCache, Limits, WasmPolicy};
@@ -16,7 +17,7 @@ use capt_host_swap::{
 use clap::Args;
 use kube::config::{KubeConfigOptions, Kubeconfig};
 
-use super::{LimitArgs, describe_module, duration, engine, read_yaml};
+use super::{LimitArgs, describe_module, duration, engine};
 
 /// Runs the operator: watches the policy's trigger kinds (and the kinds it reads) and
 /// reconciles every trigger object when it, or an object its last reconcile read, changes;
@@ -224,11 +225,16 @@ impl Run {
                     !watch_module,
                     "--watch-module needs --module: the embedded policy never changes"
                 );
-                let overrides = settings.as_deref().map(read_yaml).transpose()?;
+                let settings = settings.as_deref().map(SettingsFile::read).transpose()?;
                 let policy = WasmPolicy::load(&engine, DEFAULT_POLICY)
                     .context("could not load the embedded policy")?;
-                let policy = ActivePolicy::wasm(policy, overrides.as_ref())
-                    .with_context(|| format!("invalid --settings for {}", describe_module(None)))?;
+                // Settings the policy rejects stop the operator here, before it connects.
+                settings::check(&policy, settings.as_ref())?;
+                let policy =
+                    ActivePolicy::wasm(policy, settings.as_ref().map(SettingsFile::overrides))
+                        .with_context(|| {
+                            format!("invalid --settings for {}", describe_module(None))
+                        })?;
                 Policies::Fixed(PolicySlot::new(policy))
             }
         };
@@ -239,7 +245,7 @@ impl Run {
         let runtime =
             tokio::runtime::Runtime::new().context("could not start the async runtime")?;
         runtime.block_on(async move {
-            let client = client(kubeconfig.as_deref()).await?;
+            let client = client(kubeconfig.as_deref(), operator_args.kube_api_timeout).await?;
             let identity = identity
                 .or_else(|| non_empty_env("POD_NAME"))
                 .unwrap_or_else(host_name);
@@ -493,10 +499,12 @@ impl Policies {
 }
 
 /// A client for `kubeconfig` (files separated like `$PATH`), else the in-cluster
-/// configuration, else the default kubeconfig.
-async fn client(kubeconfig: Option<&str>) -> anyhow::Result<kube::Client> {
+/// configuration, else the default kubeconfig; checked by asking the API server its version
+/// (within `timeout`), so that an unreachable server is reported as such, with its URL and
+/// kubeconfig context.
+async fn client(kubeconfig: Option<&str>, timeout: Duration) -> anyhow::Result<kube::Client> {
     let options = KubeConfigOptions::default();
-    let config = match kubeconfig {
+    let (config, context) = match kubeconfig {
         Some(paths) => {
             let mut merged: Option<Kubeconfig> = None;
             for path in std::env::split_paths(paths) {
@@ -508,22 +516,38 @@ async fn client(kubeconfig: Option<&str>) -> anyhow::Result<kube::Client> {
                 });
             }
             let merged = merged.context("--kubeconfig names no file")?;
-            kube::Config::from_custom_kubeconfig(merged, &options).await?
+            let context = merged.current_context.clone();
+            let config = kube::Config::from_custom_kubeconfig(merged, &options).await?;
+            (config, context)
         }
-        None => {
-            match kube::Config::incluster() {
-                Ok(config) => config,
-                Err(in_cluster) => kube::Config::from_kubeconfig(&options).await.with_context(
-                    || {
+        None => match kube::Config::incluster() {
+            Ok(config) => (config, None),
+            Err(in_cluster) => {
+                let config = kube::Config::from_kubeconfig(&options)
+                    .await
+                    .with_context(|| {
                         format!(
                             "no in-cluster configuration ({in_cluster}) and no usable kubeconfig"
                         )
-                    },
-                )?,
+                    })?;
+                let context = Kubeconfig::read().ok().and_then(|k| k.current_context);
+                (config, context)
             }
-        }
+        },
     };
-    kube::Client::try_from(config).context("could not build the Kubernetes client")
+    let target = match &context {
+        Some(context) => format!("{} (kubeconfig context {context})", config.cluster_url),
+        None => config.cluster_url.to_string(),
+    };
+    let client = kube::Client::try_from(config).context("could not build the Kubernetes client")?;
+    let unreachable = || format!("could not connect to the Kubernetes API server at {target}");
+    let version = tokio::time::timeout(timeout, client.apiserver_version())
+        .await
+        .map_err(|_| anyhow::anyhow!("no answer within {timeout:?} (--kube-api-timeout)"))
+        .with_context(unreachable)?
+        .with_context(unreachable)?;
+    tracing::info!(server = %target, version = %version.git_version, "connected to the API server");
+    Ok(client)
 }
 
 /// Resolves on SIGTERM or SIGINT.

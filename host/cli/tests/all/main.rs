@@ -6,6 +6,7 @@
 //! - `parity`: the embedded policy as wasm vs natively, over its scenario files;
 //! - `fuzz`: the embedded policy through wasm on mutated worlds and settings (property tests);
 //! - `policy_files`: the files shipped with the default policy agree with the component;
+//! - `readme`: the README's `capt-host eval` and `capt-host test` examples run as written;
 //! - `layers`: the host's crates keep their dependency rules (`cargo metadata`).
 //! - `sandbox`: every call starts pristine, budgets count CPU time, calls wait for a busy pool.
 
@@ -19,5 +20,6 @@ mod guests;
 mod layers;
 mod parity;
 mod policy_files;
+mod readme;
 mod sandbox;
 mod wasm;

@@ -1,9 +1,9 @@
 //! The checks of a candidate on their own (`Swapper::check`: read, compile, contract, canary),
 //! and the compile cache.
 
-use capt_host_swap::Swapper;
+use capt_host_swap::{Fallback, SwapConfig, Swapper};
 
-use crate::embedded::suite_len as embedded_suite_len;
+use crate::embedded::{DEFAULT_POLICY, suite_len as embedded_suite_len};
 use capt_host_runtime::{CompileCache, CompileCacheError, WasmPolicy};
 
 use crate::support::{Files, TempDir, digest, engine, fixtures, v1, v2};
@@ -79,6 +79,73 @@ fn a_settings_file_that_is_not_an_object_is_rejected() {
     std::fs::write(files.settings(), "- a list\n").unwrap();
     let error = swapper.check().expect_err("rejected");
     assert_eq!(error.reason(), "settings", "{error}");
+}
+
+/// Settings with a typo on line 2, which the policy rejects.
+const TYPO: &str = "pollInterval: 1h\npollIntervl: 10s\n";
+
+/// The `pollInterval` the module in `swapper`'s slot runs with.
+fn poll_interval(swapper: &Swapper) -> String {
+    let active = swapper.slot().current();
+    let settings: serde_json::Value =
+        serde_json::from_str(active.settings()).expect("the settings are JSON");
+    settings["pollInterval"]
+        .as_str()
+        .unwrap_or_default()
+        .to_owned()
+}
+
+fn with_fallback(mut config: SwapConfig) -> SwapConfig {
+    config.fallback = Some(Fallback {
+        bytes: DEFAULT_POLICY,
+        label: "embedded default".into(),
+    });
+    config
+}
+
+#[test]
+fn settings_the_module_rejects_are_rejected_at_their_line_in_the_file() {
+    let files = Files::new("pipeline-settings-typo", &v1());
+    let swapper = Swapper::load(engine(), files.config()).expect("v1 loads");
+    assert_eq!(poll_interval(&swapper), "1h");
+    std::fs::write(files.settings(), TYPO).unwrap();
+    let error = swapper.check().expect_err("rejected");
+    let message = capt_host_core::error_chain(&error);
+    assert_eq!(error.reason(), "settings", "{message}");
+    assert!(message.contains("2:1: `pollIntervl`"), "{message}");
+
+    // At start, they stop the load; with a fallback, it serves with its defaults instead.
+    let Err(error) = Swapper::load(engine(), files.config()) else {
+        panic!("loaded settings with a typo");
+    };
+    assert_eq!(error.reason(), "settings", "{error}");
+    let swapper = Swapper::load(engine(), with_fallback(files.config())).expect("falls back");
+    let fallback = swapper.status().report().fallback.expect("a fallback");
+    assert_eq!(fallback.reason, "settings");
+    assert_ne!(poll_interval(&swapper), "1h");
+}
+
+#[test]
+fn a_fallback_that_rejects_the_settings_runs_with_its_defaults() {
+    let files = Files::new("pipeline-settings-fallback", &v1());
+    std::fs::remove_file(files.module()).unwrap();
+    std::fs::write(files.settings(), TYPO).unwrap();
+    let swapper = Swapper::load(engine(), with_fallback(files.config())).expect("falls back");
+    assert_eq!(
+        swapper
+            .status()
+            .report()
+            .fallback
+            .expect("a fallback")
+            .reason,
+        "read"
+    );
+    assert_ne!(poll_interval(&swapper), "1h");
+
+    // Settings it accepts, it runs with.
+    std::fs::write(files.settings(), crate::support::SETTINGS).unwrap();
+    let swapper = Swapper::load(engine(), with_fallback(files.config())).expect("falls back");
+    assert_eq!(poll_interval(&swapper), "1h");
 }
 
 #[test]

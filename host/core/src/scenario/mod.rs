@@ -66,17 +66,25 @@ pub fn files(paths: &[PathBuf]) -> Result<Vec<PathBuf>, ScenarioError> {
             source,
         })?;
         if metadata.is_dir() {
-            let before = found.len();
-            walk(path, &mut found)?;
-            if found.len() == before {
+            let yaml = yaml_files(path)?;
+            if yaml.is_empty() {
                 return Err(ScenarioError::Empty { path: path.clone() });
             }
+            found.extend(yaml);
         } else {
             found.push(path.clone());
         }
     }
     found.sort();
     found.dedup();
+    Ok(found)
+}
+
+/// The `.yaml` and `.yml` files under `dir`, searched recursively, sorted.
+pub fn yaml_files(dir: &Path) -> Result<Vec<PathBuf>, ScenarioError> {
+    let mut found = Vec::new();
+    walk(dir, &mut found)?;
+    found.sort();
     Ok(found)
 }
 
