@@ -94,7 +94,10 @@ pub struct Limits {
     pub table_elements: usize,
     /// Bytes of text (manifests, merge patches, messages) one response may carry. Default
     /// 4 MiB: larger than any sane set of patches, small enough to keep a runaway guest from
-    /// making the host copy its whole memory.
+    /// making the host copy its whole memory. wasmtime stops copying a response out of the
+    /// guest at twice this (strings and records together; a [`PolicyError::Malformed`]
+    /// "too much data"); a response that fits is then measured and refused over this
+    /// ([`PolicyError::ResponseTooLarge`]).
     pub response_bytes: usize,
     /// Bytes of one log message; longer messages are cut (at a character boundary). Default
     /// 4 KiB.
@@ -294,6 +297,10 @@ impl Engine {
         };
         let mut store = Store::new(&self.inner.engine, state);
         store.limiter(|state| &mut state.limiter);
+        // What wasmtime may copy out of the guest in one lift (a response, a log message):
+        // strings and list elements count, so a response claiming more text than it has memory
+        // (records aliasing one string) is refused while it is lifted, not copied first.
+        store.set_hostcall_fuel(hostcall_fuel(limits.response_bytes));
         // At every tick past the deadline (one tick ahead), check the budget: go on for one
         // more tick, or interrupt the guest (a trap the caller sorts by `CallState::exceeded`).
         store.epoch_deadline_callback(|mut context| {
@@ -319,6 +326,13 @@ pub(crate) struct CallStore {
 
 /// Starts a call's budget afresh: CPU and wall clocks from now, and a budget check at the next
 /// epoch tick. [`Engine::store`] does it; a store reused for several calls does it per call.
+/// The bytes wasmtime may copy out of the guest in one lift (its "hostcall fuel") for a
+/// response limit of `response_bytes`: the text plus as much again for the records that carry
+/// it, and never less than 1 MiB (metadata, log messages).
+fn hostcall_fuel(response_bytes: usize) -> usize {
+    response_bytes.saturating_mul(2).max(1 << 20)
+}
+
 pub(crate) fn start_call(store: &mut Store<CallState>) {
     store.data_mut().budget.start();
     store.set_epoch_deadline(1);

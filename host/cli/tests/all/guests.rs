@@ -135,6 +135,21 @@ pub const MEMORY_BOMB: &str =
     "(loop $more (br_if $more (i32.ne (memory.grow (i32.const 16)) (i32.const -1)))) unreachable";
 /// A reconcile whose response carries a 5 MiB event message.
 pub const HUGE_RESPONSE: &str = "(drop (memory.grow (i32.const 96))) (i32.const 0x400)";
+/// A reconcile whose response carries 20 events that all point at the same 5 MiB message:
+/// 100 MiB of text in 6 MiB of guest memory. The response is the one at 0x400, copied to 0x700
+/// with its event list moved to 0x520000.
+pub const ALIASED_RESPONSE: &str = r#"
+    (local $i i32)
+    (drop (memory.grow (i32.const 96)))
+    (loop $copy
+      (memory.copy (i32.add (i32.const 0x520000) (i32.mul (local.get $i) (i32.const 56)))
+                   (i32.const 0x500) (i32.const 56))
+      (local.set $i (i32.add (local.get $i) (i32.const 1)))
+      (br_if $copy (i32.lt_u (local.get $i) (i32.const 20))))
+    (memory.copy (i32.const 0x700) (i32.const 0x400) (i32.const 64))
+    (i32.store (i32.const 0x710) (i32.const 0x520000))
+    (i32.store (i32.const 0x714) (i32.const 20))
+    (i32.const 0x700)"#;
 
 /// A reconcile that records what it finds at entry and then dirties everything it can: the
 /// pristine-state probe (see [`Findings`]).

@@ -72,6 +72,19 @@ fn an_oversized_response_is_refused() {
     );
 }
 
+/// A response whose 20 events all point at the same 5 MiB message claims 100 MiB of text in
+/// 6 MiB of guest memory. wasmtime stops lifting it at the call's copy budget (twice the
+/// response limit: 8 MiB here), so the host never copies more than that. With wasmtime's
+/// default budget (128 MiB) all 100 MiB would be copied before the size check refused it
+/// (`ResponseTooLarge`), and 16,384 such events would exhaust the host's memory.
+#[test]
+fn a_response_claiming_more_text_than_its_memory_is_refused_while_it_is_lifted() {
+    let err = reconcile_with(guests::ALIASED_RESPONSE);
+    assert!(matches!(err, PolicyError::Malformed(_)), "{err:?}");
+    let chain = capt_host_core::error_chain(&err);
+    assert!(chain.contains("too much data"), "{chain}");
+}
+
 fn load_error(bytes: &[u8]) -> LoadError {
     match WasmPolicy::load(&engine(), bytes) {
         Ok(_) => panic!("the module loaded"),
