@@ -379,45 +379,25 @@ fn load_file(
         .map_err(|error| fail(error, &settings, None, None, None))?;
     let candidate = source::Candidate::new(bytes, &settings);
     let (digest, key) = (Some(candidate.sha256.clone()), Some(candidate.key()));
-    let recorded = config
-        .verdicts
-        .as_ref()
-        .and_then(|verdicts| verdicts.lookup(&candidate.key()));
-    if let Some(verdict) = recorded
-        .as_ref()
-        .filter(|v| v.verdict == Decision::Rejected)
-    {
-        let error = SwapError::Recorded(Box::new(verdict.clone()));
-        return Err(fail(error, &settings, digest, None, key));
-    }
-    // Without a fallback the start judges nothing (no canary): nothing to record. With a
-    // recorded acceptance, nothing either: it stands even if the compile fails here.
-    let judging = config.fallback.is_some() && recorded.is_none();
-    let judged = load_candidate(engine, config, &candidate, recorded.is_some());
-    if judging && let Some(verdicts) = &config.verdicts {
-        let outcome = judged.as_ref().map(|_| ()).map_err(|failed| &failed.error);
-        if let Some(first) = verdicts.record(&candidate.key(), outcome)
-            && first.verdict == Decision::Rejected
-            && judged.is_ok()
-        {
-            // Another replica's rejection was recorded first: it stands here too.
-            return Err(fail(
-                SwapError::Recorded(Box::new(first)),
-                &settings,
-                digest,
-                None,
-                key,
-            ));
+    // Without a fallback the start judges nothing (no canary): nothing to record.
+    let judged = verdict::follow(
+        config.verdicts.as_ref(),
+        &candidate.key(),
+        config.fallback.is_some(),
+        |accepted| load_candidate(engine, config, &candidate, accepted),
+        |failed| &failed.error,
+    );
+    judged.map_err(|refused| match refused {
+        verdict::Refused::Recorded(error) => fail(error, &settings, digest, None, key),
+        verdict::Refused::Failed(failed) => {
+            // The settings are what failed: the fallback runs with the defaults.
+            let settings = if failed.settings {
+                &defaults
+            } else {
+                &settings
+            };
+            fail(failed.error, settings, digest, failed.version, key)
         }
-    }
-    judged.map_err(|failed| {
-        // The settings are what failed: the fallback runs with the defaults.
-        let settings = if failed.settings {
-            &defaults
-        } else {
-            &settings
-        };
-        fail(failed.error, settings, digest, failed.version, key)
     })
 }
 

@@ -17,7 +17,7 @@ use super::shadow::ShadowSlot;
 use super::source::{self, Candidate};
 use super::status::ModuleReport;
 use super::supervised::{Probation, Supervised};
-use super::verdict::Decision;
+use super::verdict;
 use capt_host_core::Policy;
 use capt_host_core::settings::{self, SettingsFile};
 use capt_host_runtime::ActivePolicy;
@@ -180,33 +180,17 @@ pub(crate) fn check(config: &SwapConfig, engine: &Engine, known: &Known) -> Chec
             None,
         );
     }
-    let recorded = config
-        .verdicts
-        .as_ref()
-        .and_then(|verdicts| verdicts.lookup(&key));
-    if let Some(verdict) = recorded
-        .as_ref()
-        .filter(|v| v.verdict == Decision::Rejected)
-    {
-        return rejected(SwapError::Recorded(Box::new(verdict.clone())), None);
-    }
-    let judged = judge(config, engine, known, &candidate, read, recorded.is_some());
-    // A recorded acceptance stands even when this replica cannot compile the module.
-    if recorded.is_none()
-        && let Some(verdicts) = &config.verdicts
-    {
-        let outcome = judged.as_ref().map(|_| ()).map_err(|(error, _)| error);
-        if let Some(first) = verdicts.record(&key, outcome)
-            && first.verdict == Decision::Rejected
-            && judged.is_ok()
-        {
-            // Another replica's rejection was recorded first: it stands here too.
-            return rejected(SwapError::Recorded(Box::new(first)), None);
-        }
-    }
+    let judged = verdict::follow(
+        config.verdicts.as_ref(),
+        &key,
+        true,
+        |accepted| judge(config, engine, known, &candidate, read, accepted),
+        |(error, _)| error,
+    );
     match judged {
         Ok(passed) => Checked::Passed(Box::new(passed)),
-        Err((error, version)) => rejected(error, version),
+        Err(verdict::Refused::Recorded(error)) => rejected(error, None),
+        Err(verdict::Refused::Failed((error, version))) => rejected(error, version),
     }
 }
 

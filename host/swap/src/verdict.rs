@@ -137,6 +137,9 @@ pub enum VerdictStoreError {
         #[source]
         source: serde_json::Error,
     },
+    /// The verdict could not be written as JSON.
+    #[error("the verdict cannot be encoded")]
+    Encode(#[source] serde_json::Error),
     /// Other replicas kept writing the store at the same time.
     #[error("gave up after {0} conflicting writes")]
     Contended(u32),
@@ -204,24 +207,18 @@ impl Verdicts {
         }
     }
 
-    /// The verdict recorded for `key`; `None` also when the store fails (logged).
-    pub(crate) fn lookup(&self, key: &(String, String)) -> Option<Verdict> {
+    /// The verdict recorded for `key`: `Err(())` when the store fails (logged).
+    fn lookup(&self, key: &(String, String)) -> Result<Option<Verdict>, ()> {
         let key = VerdictKey::of(key);
         self.store
             .lookup(&key)
-            .inspect_err(|error| self.failed("looking up", &key, error))
-            .ok()
-            .flatten()
+            .map_err(|error| self.failed("looking up", &key, &error))
     }
 
     /// Records this replica's verdict on `key` (`outcome`), when it is one: errors that do not
     /// judge the module itself ([`SwapError::is_verdict`]) are not recorded. Returns the
     /// verdict another replica recorded first, if any.
-    pub(crate) fn record(
-        &self,
-        key: &(String, String),
-        outcome: Result<(), &SwapError>,
-    ) -> Option<Verdict> {
+    fn record(&self, key: &(String, String), outcome: Result<(), &SwapError>) -> Option<Verdict> {
         if outcome.is_err_and(|error| !error.is_verdict()) {
             return None;
         }
@@ -258,6 +255,54 @@ impl Verdicts {
     }
 }
 
+/// Why a candidate was not accepted by [`follow`].
+pub(crate) enum Refused<E> {
+    /// A recorded rejection ([`SwapError::Recorded`]): this replica did not judge, or its
+    /// acceptance came after another replica's rejection.
+    Recorded(SwapError),
+    /// This replica's judgment.
+    Failed(E),
+}
+
+/// Judges the candidate `key` with `judge`, following `verdicts`: a recorded rejection refuses
+/// it unjudged; a recorded acceptance is passed to `judge` (it skips the canary); with none
+/// recorded, the outcome is recorded when `complete` (the judgment ran every check;
+/// `error` tells the [`SwapError`] of a failure). The store is not written after it failed a
+/// lookup: one timeout at most.
+pub(crate) fn follow<T, E>(
+    verdicts: Option<&Verdicts>,
+    key: &(String, String),
+    complete: bool,
+    judge: impl FnOnce(bool) -> Result<T, E>,
+    error: impl Fn(&E) -> &SwapError,
+) -> Result<T, Refused<E>> {
+    let Some(verdicts) = verdicts else {
+        return judge(false).map_err(Refused::Failed);
+    };
+    let recorded = verdicts.lookup(key);
+    if let Ok(Some(verdict)) = &recorded
+        && verdict.verdict == Decision::Rejected
+    {
+        return Err(Refused::Recorded(SwapError::Recorded(Box::new(
+            verdict.clone(),
+        ))));
+    }
+    let accepted = matches!(recorded, Ok(Some(_)));
+    let judged = judge(accepted);
+    // A recorded acceptance stands even when this replica cannot compile the module.
+    if complete && matches!(recorded, Ok(None)) {
+        let outcome = judged.as_ref().map(|_| ()).map_err(&error);
+        if let Some(first) = verdicts.record(key, outcome)
+            && first.verdict == Decision::Rejected
+            && judged.is_ok()
+        {
+            // Another replica's rejection was recorded first: it stands here too.
+            return Err(Refused::Recorded(SwapError::Recorded(Box::new(first))));
+        }
+    }
+    judged.map_err(Refused::Failed)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -284,7 +329,7 @@ mod tests {
             a.record(&key(""), Err(&SwapError::Internal("x".into()))),
             None
         );
-        assert_eq!(a.lookup(&key("")), None);
+        assert_eq!(a.lookup(&key("")), Ok(None));
         let canary = SwapError::Canary {
             scenario: "s".into(),
             message: "m".into(),
@@ -295,7 +340,7 @@ mod tests {
         assert_eq!(existing.verdict, Decision::Rejected);
         assert_eq!(existing.judged_by, "a");
         assert_eq!(existing.reason.as_deref(), Some("canary_failed"));
-        assert_eq!(b.lookup(&key("")), Some(existing));
+        assert_eq!(b.lookup(&key("")), Ok(Some(existing)));
         assert_eq!(memory.entries().len(), 1);
     }
 

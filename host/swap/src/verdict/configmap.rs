@@ -68,11 +68,7 @@ impl VerdictStore for ConfigMapVerdicts {
 
     fn record(&self, key: &VerdictKey, verdict: &Verdict) -> Result<Recorded, VerdictStoreError> {
         let name = key.name();
-        let value =
-            serde_json::to_string(verdict).map_err(|source| VerdictStoreError::Malformed {
-                key: name.clone(),
-                source,
-            })?;
+        let value = serde_json::to_string(verdict).map_err(VerdictStoreError::Encode)?;
         for _ in 0..ATTEMPTS {
             let written = match self.call(self.api.get_opt(&self.name))? {
                 Some(mut map) => {
