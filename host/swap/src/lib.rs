@@ -9,6 +9,8 @@
 //!                                     │
 //!   job (one task) ◀──────────────────┘        ┌──────── rollback requests ◀── Probation
 //!    │ 1 read: size limit; same digests as the active module: nothing to do      ▲
+//!    │   a recorded verdict (Verdicts): a rejection stops here, an acceptance    │
+//!    │   skips the canary; else this replica's verdict is recorded after step 4  │
 //!    │ 2 compile on a blocking thread (compile cache by digest + engine)         │
 //!    │ 3 contract (imports, exports, version, metadata() within limits);         │
 //!    │   same policy name and watched kinds                                      │
@@ -33,7 +35,8 @@
 //! One module per job: [`source`](self) (files and watching), `pipeline` (the checks),
 //! `canary`, `shadow`, `supervised` (the policy wrapper: probation and shadow calls), `job`
 //! (the state machine), `status` (`/policy` and metrics), `report` (Kubernetes events),
-//! `error` ([`SwapError`] and its reason labels).
+//! `verdict` (the verdicts every replica follows: [`Verdicts`], [`VerdictStore`],
+//! [`ConfigMapVerdicts`]), `error` ([`SwapError`] and its reason labels).
 
 mod canary;
 mod error;

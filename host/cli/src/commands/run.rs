@@ -217,7 +217,10 @@ impl Run {
                 .unwrap_or_else(|| client.default_namespace().to_owned());
             anyhow::Ok((client, lease_namespace))
         };
-        let (policy, client, lease_namespace) = match &module {
+        // The swaps connect before they load (to the verdicts); the embedded policy after it
+        // loaded: settings it rejects stop the operator before it connects.
+        let mut connected = None;
+        let policy = match &module {
             // A module file: hot-swappable (unless --no-watch).
             Some(path) => {
                 let (client, lease_namespace) = connect()?;
@@ -260,11 +263,8 @@ impl Run {
                 // Not in an async task: the verdicts are looked up and written blocking.
                 let swapper = Swapper::load(&engine, swap)
                     .with_context(|| format!("could not load the policy {}", path.display()))?;
-                (
-                    Policies::Swapped(Box::new(swapper)),
-                    client,
-                    lease_namespace,
-                )
+                connected = Some((client, lease_namespace));
+                Policies::Swapped(Box::new(swapper))
             }
             None => {
                 anyhow::ensure!(
@@ -281,17 +281,16 @@ impl Run {
                         .with_context(|| {
                             format!("invalid --settings for {}", describe_module(None))
                         })?;
-                let (client, lease_namespace) = connect()?;
-                (
-                    Policies::Fixed(PolicySlot::new(policy)),
-                    client,
-                    lease_namespace,
-                )
+                Policies::Fixed(PolicySlot::new(policy))
             }
         };
         let current = policy.slot().current();
         let name = current.metadata().name.clone();
         tracing::info!(policy = %name, version = current.version(), "policy loaded");
+        let (client, lease_namespace) = match connected {
+            Some(connected) => connected,
+            None => connect()?,
+        };
 
         runtime.block_on(async move {
             let mut config = OperatorConfig::new(name.clone(), identity);
