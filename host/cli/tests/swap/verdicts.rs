@@ -13,8 +13,8 @@ use serde_json::{Value, json};
 
 use crate::embedded::DEFAULT_POLICY;
 use crate::support::{
-    Files, SETTINGS, Swapping, TempDir, digest, eventually, fixtures, policy_until, server, start,
-    v1, v2,
+    Files, PATIENCE, SETTINGS, Swapping, TempDir, digest, eventually, fixtures, policy_until,
+    server, start, v1, v2,
 };
 
 /// The ConfigMap's name and namespace in these tests.
@@ -233,4 +233,66 @@ async fn without_access_to_the_config_map_a_replica_judges_on_its_own() {
     server.faults().clear();
     assert!(entries(&server).await.is_empty(), "nothing was recorded");
     stop(operator).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn capt_host_run_records_its_verdict_in_the_config_map_of_the_lease_namespace() {
+    crate::support::trace();
+    let server = server().await;
+    let wrong = fixtures::bytes(fixtures::WRONG);
+    let files = Files::new("verdicts-run", &wrong);
+    let kubeconfig = files.dir.join("kubeconfig");
+    std::fs::write(&kubeconfig, server.kubeconfig_yaml()).expect("the kubeconfig");
+    let log = files.dir.join("run.log");
+    let mut run = tokio::process::Command::new(env!("CARGO_BIN_EXE_capt-host"))
+        .arg("run")
+        .arg("--kubeconfig")
+        .arg(&kubeconfig)
+        .arg("--module")
+        .arg(files.module())
+        .arg("--settings")
+        .arg(files.settings())
+        .args(["--identity", "replica-run"])
+        .args(["--leader-election-namespace", NAMESPACE])
+        .args([
+            "--metrics-bind-address",
+            "0",
+            "--health-probe-bind-address",
+            "0",
+        ])
+        .env_remove("POD_NAME")
+        .env_remove("POD_NAMESPACE")
+        .env_remove("CAPT_POLICY_VERDICTS_CONFIGMAP")
+        .stdin(std::process::Stdio::null())
+        .stdout(std::process::Stdio::null())
+        .stderr(std::fs::File::create(&log).expect("the log file"))
+        .kill_on_drop(true)
+        .spawn()
+        .expect("capt-host run starts");
+    // The default name: the one deploy/'s Role grants.
+    let key = key(&wrong);
+    let recorded = tokio::time::timeout(PATIENCE, async {
+        loop {
+            if let Some(found) = entries(&server).await.get(&key) {
+                return found.clone();
+            }
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+    })
+    .await
+    .unwrap_or_else(|_| {
+        panic!(
+            "no verdict recorded; log: {}",
+            std::fs::read_to_string(&log).unwrap_or_default()
+        )
+    });
+    assert_eq!(recorded["verdict"], "rejected", "{recorded:#}");
+    assert_eq!(recorded["reason"], "canary_failed", "{recorded:#}");
+    assert_eq!(recorded["judgedBy"], "replica-run", "{recorded:#}");
+    assert!(
+        run.try_wait().expect("the process is there").is_none(),
+        "it serves the embedded policy; log: {}",
+        std::fs::read_to_string(&log).unwrap_or_default()
+    );
+    run.kill().await.expect("the process is stopped");
 }

@@ -52,7 +52,8 @@ impl ConfigMapVerdicts {
         request: impl Future<Output = Result<T, kube::Error>>,
     ) -> Result<T, VerdictStoreError> {
         self.runtime
-            .block_on(tokio::time::timeout(self.timeout, request))
+            // The timer is made on the runtime: the caller may be outside it.
+            .block_on(async { tokio::time::timeout(self.timeout, request).await })
             .map_err(|_| VerdictStoreError::Timeout(self.timeout))?
             .map_err(VerdictStoreError::Api)
     }
