@@ -25,6 +25,7 @@
 //!   reconciles only;
 //! - `verdicts`: what one replica judged of a module (ConfigMap verdicts) the others follow,
 //!   at start and on a swap; the first verdict stands; without access each judges alone;
+//!   `capt-host run` records its verdict in the ConfigMap of its default name;
 //! - `measure`: the time from a file change to the promotion of the default module, with and
 //!   without the compile cache (printed; run with `--nocapture` to see it).
 //!
