@@ -9,6 +9,8 @@ use std::path::PathBuf;
 use capt_host_core::PolicyErrorKind;
 use capt_host_runtime::LoadError;
 
+use super::verdict::Verdict;
+
 /// Why a candidate module was rejected. The running module is kept in every case.
 #[derive(Debug, thiserror::Error)]
 pub enum SwapError {
@@ -101,6 +103,16 @@ pub enum SwapError {
     /// A host-side failure (a task panicked).
     #[error("internal error: {0}")]
     Internal(String),
+    /// A replica recorded its rejection of this module (with these settings) in the cluster:
+    /// it is not judged again (see [`crate::Verdicts`]).
+    #[error(
+        "rejected by a recorded verdict: {} (judged by {} at {}){}",
+        .0.reason.as_deref().unwrap_or("no reason"),
+        .0.judged_by,
+        .0.at.to_rfc3339_opts(chrono::SecondsFormat::Millis, true),
+        .0.message.as_ref().map(|m| format!(": {m}")).unwrap_or_default()
+    )]
+    Recorded(Box<Verdict>),
 }
 
 impl SwapError {
@@ -132,6 +144,29 @@ impl SwapError {
             Self::ShadowFailures { .. } => "shadow_failures",
             Self::Superseded => "superseded",
             Self::Internal(_) => "internal",
+            Self::Recorded(_) => "recorded_rejection",
+        }
+    }
+
+    /// True when the error judges the module itself, the same on every replica with the same
+    /// configuration (it does not load, fails the canary, rejects the settings): such a
+    /// rejection is recorded as the cluster's verdict. Host-side failures, rejections relative
+    /// to the running module and those of live calls are not.
+    pub fn is_verdict(&self) -> bool {
+        match self {
+            Self::Load(error) => {
+                !matches!(error, LoadError::Engine(_) | LoadError::CompileWorker(_))
+            }
+            Self::Settings { .. } | Self::Canary { .. } => true,
+            _ => false,
+        }
+    }
+
+    /// The recorded verdict this rejection follows, if it does.
+    pub fn recorded(&self) -> Option<&Verdict> {
+        match self {
+            Self::Recorded(verdict) => Some(verdict),
+            _ => None,
         }
     }
 

@@ -455,6 +455,7 @@ impl Job {
                 version: Some(from.version.clone()),
                 reason: "rolled_back".into(),
                 message: request.message.clone(),
+                verdict: None,
                 time: now,
             });
             state.rollbacks += 1;
@@ -495,6 +496,7 @@ impl Job {
                 version,
                 reason: reason.to_owned(),
                 message: message.clone(),
+                verdict: error.recorded().cloned(),
                 time: Utc::now(),
             });
             state.rejections += 1;

@@ -9,6 +9,8 @@
 //!                                     │
 //!   job (one task) ◀──────────────────┘        ┌──────── rollback requests ◀── Probation
 //!    │ 1 read: size limit; same digests as the active module: nothing to do      ▲
+//!    │   a recorded verdict (Verdicts): a rejection stops here, an acceptance    │
+//!    │   skips the canary; else this replica's verdict is recorded after step 4  │
 //!    │ 2 compile on a blocking thread (compile cache by digest + engine)         │
 //!    │ 3 contract (imports, exports, version, metadata() within limits);         │
 //!    │   same policy name and watched kinds                                      │
@@ -33,7 +35,8 @@
 //! One module per job: [`source`](self) (files and watching), `pipeline` (the checks),
 //! `canary`, `shadow`, `supervised` (the policy wrapper: probation and shadow calls), `job`
 //! (the state machine), `status` (`/policy` and metrics), `report` (Kubernetes events),
-//! `error` ([`SwapError`] and its reason labels).
+//! `verdict` (the verdicts every replica follows: [`Verdicts`], [`VerdictStore`],
+//! [`ConfigMapVerdicts`]), `error` ([`SwapError`] and its reason labels).
 
 mod canary;
 mod error;
@@ -44,6 +47,7 @@ mod shadow;
 mod source;
 mod status;
 mod supervised;
+mod verdict;
 
 use std::path::PathBuf;
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
@@ -65,6 +69,10 @@ pub use self::status::{
     SwapMetrics, SwapTimings,
 };
 pub use self::supervised::{ProbationReport, ProbationState};
+pub use self::verdict::{
+    ConfigMapVerdicts, Decision, MAX_ENTRIES as MAX_VERDICTS, MemoryVerdicts, Recorded, Verdict,
+    VerdictKey, VerdictStore, VerdictStoreError, Verdicts,
+};
 
 use self::job::Job;
 
@@ -102,6 +110,10 @@ pub struct SwapConfig {
     /// usual and its module swapped in once it passes. With a fallback, the module file's
     /// module runs the canary at start too. `None`: such a start fails. Default `None`.
     pub fallback: Option<Fallback>,
+    /// Where the replicas record their verdicts on candidates, so that they all run the same
+    /// module (see [`Verdicts`]); `None`: each judges on its own. Default `None`. Looked up
+    /// and written on blocking threads: [`Swapper::load`] must not run in an async task then.
+    pub verdicts: Option<Verdicts>,
 }
 
 /// A module to serve when the module file cannot be used at start (see
@@ -139,6 +151,7 @@ impl SwapConfig {
             rollback: RollbackPolicy::default(),
             events: None,
             fallback: None,
+            verdicts: None,
         }
     }
 }
@@ -210,7 +223,9 @@ impl Swapper {
     /// also pass the canary, and when the file is missing, does not load or fails the
     /// canary, the fallback serves instead: logged, reported on `/policy` (`fallback`) and in
     /// metrics (`policy_fallback`); the file is watched and its module swapped in once it
-    /// passes.
+    /// passes. With [`SwapConfig::verdicts`], the recorded verdict on the file's module is
+    /// followed (a rejection is not loaded, an acceptance skips the canary), else this
+    /// replica's is recorded.
     pub fn load(engine: &Engine, config: SwapConfig) -> Result<Self, SwapError> {
         let start = Instant::now();
         let (module, compilation, start_failure) = match load_file(engine, &config) {
@@ -264,6 +279,7 @@ impl Swapper {
                 version: failure.version.clone(),
                 reason: failure.error.reason().to_owned(),
                 message: capt_host_core::error_chain(&failure.error),
+                verdict: failure.error.recorded().cloned(),
                 time: chrono::Utc::now(),
             });
         });
@@ -343,8 +359,9 @@ impl Swapper {
     }
 }
 
-/// Loads the module file's module at start: read, compile, contract, settings and, when there
-/// is a fallback (another module), the canary.
+/// Loads the module file's module at start: read, then (unless a recorded verdict rejects it)
+/// compile, contract, settings and, when there is a fallback (another module) and no recorded
+/// acceptance, the canary; the verdict is recorded when the start judged.
 fn load_file(
     engine: &Engine,
     config: &SwapConfig,
@@ -365,44 +382,75 @@ fn load_file(
         .map_err(|error| fail(error, &settings, None, None, None))?;
     let candidate = source::Candidate::new(bytes, &settings);
     let (digest, key) = (Some(candidate.sha256.clone()), Some(candidate.key()));
+    // Without a fallback the start judges nothing (no canary): nothing to record.
+    let judged = verdict::follow(
+        config.verdicts.as_ref(),
+        &candidate.key(),
+        config.fallback.is_some(),
+        |accepted| load_candidate(engine, config, &candidate, accepted),
+        |failed| &failed.error,
+    );
+    judged.map_err(|refused| match refused {
+        verdict::Refused::Recorded(error) => fail(error, &settings, digest, None, key),
+        verdict::Refused::Failed(failed) => {
+            // The settings are what failed: the fallback runs with the defaults.
+            let settings = if failed.settings {
+                &defaults
+            } else {
+                &settings
+            };
+            fail(failed.error, settings, digest, failed.version, key)
+        }
+    })
+}
+
+/// Why a module file's module failed at start.
+struct Failed {
+    error: SwapError,
+    /// Its policy version, once it loaded.
+    version: Option<String>,
+    /// True when the settings are what failed.
+    settings: bool,
+}
+
+/// Loads `candidate` at start: compile, contract, settings and, when there is a fallback
+/// (another module) and no recorded acceptance, the canary.
+fn load_candidate(
+    engine: &Engine,
+    config: &SwapConfig,
+    candidate: &source::Candidate,
+    accepted: bool,
+) -> Result<(pipeline::Module, Compilation), Failed> {
     let policy =
         WasmPolicy::load_with_cache(engine, &candidate.bytes, config.compile_cache.as_ref())
-            .map_err(|error| {
-                fail(
-                    SwapError::Load(error),
-                    &settings,
-                    digest.clone(),
-                    None,
-                    key.clone(),
-                )
+            .map_err(|error| Failed {
+                error: SwapError::Load(error),
+                version: None,
+                settings: false,
             })?;
     let compilation = policy.compilation();
     let version = Some(policy.metadata().version.clone());
-    let module = pipeline::Module::new(Arc::new(policy), &candidate, config);
+    let module = pipeline::Module::new(Arc::new(policy), candidate, config);
     // From here the module has loaded: a failure names its version too.
-    let failed = |error, settings: &source::Settings| {
-        fail(
-            error,
-            settings,
-            digest.clone(),
-            version.clone(),
-            key.clone(),
-        )
+    let failed = |error, settings| Failed {
+        error,
+        version: version.clone(),
+        settings,
     };
-    // The settings are what failed: the fallback runs with the defaults.
     module
         .merged_settings(config)
-        .map_err(|error| failed(error, &defaults))?;
+        .map_err(|error| failed(error, true))?;
     // The canary judges the file's module against the fallback; the fallback itself needs none.
-    if config
-        .fallback
-        .as_ref()
-        .is_some_and(|fallback| fallback.bytes != candidate.bytes.as_slice())
+    if !accepted
+        && config
+            .fallback
+            .as_ref()
+            .is_some_and(|fallback| fallback.bytes != candidate.bytes.as_slice())
     {
         config
             .canary
             .run(&*module.policy)
-            .map_err(|error| failed(error, &settings))?;
+            .map_err(|error| failed(error, false))?;
     }
     Ok((module, compilation))
 }

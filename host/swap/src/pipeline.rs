@@ -17,6 +17,7 @@ use super::shadow::ShadowSlot;
 use super::source::{self, Candidate};
 use super::status::ModuleReport;
 use super::supervised::{Probation, Supervised};
+use super::verdict;
 use capt_host_core::Policy;
 use capt_host_core::settings::{self, SettingsFile};
 use capt_host_runtime::ActivePolicy;
@@ -179,6 +180,31 @@ pub(crate) fn check(config: &SwapConfig, engine: &Engine, known: &Known) -> Chec
             None,
         );
     }
+    let judged = verdict::follow(
+        config.verdicts.as_ref(),
+        &key,
+        true,
+        |accepted| judge(config, engine, known, &candidate, read, accepted),
+        |(error, _)| error,
+    );
+    match judged {
+        Ok(passed) => Checked::Passed(Box::new(passed)),
+        Err(verdict::Refused::Recorded(error)) => rejected(error, None),
+        Err(verdict::Refused::Failed((error, version))) => rejected(error, version),
+    }
+}
+
+/// Compiles `candidate` (or reuses a compiled module) and checks it: contract, same policy,
+/// settings and, unless it is `accepted` by a recorded verdict, the canary. A failure comes
+/// with the version of the module when it loaded.
+fn judge(
+    config: &SwapConfig,
+    engine: &Engine,
+    known: &Known,
+    candidate: &Candidate,
+    read: Duration,
+    accepted: bool,
+) -> Result<Passed, (SwapError, Option<String>)> {
     let load_start = Instant::now();
     let reused = known
         .compiled
@@ -196,37 +222,36 @@ pub(crate) fn check(config: &SwapConfig, engine: &Engine, known: &Known) -> Chec
                 let compilation = policy.compilation();
                 (Arc::new(policy), Some(compilation))
             }
-            Err(error) => return rejected(SwapError::Load(error), None),
+            Err(error) => return Err((SwapError::Load(error), None)),
         },
     };
     let load = load_start.elapsed();
     let version = Some(policy.metadata().version.clone());
-    if let Err(error) = same_policy(known.active.policy.metadata(), policy.metadata()) {
-        return rejected(error, version);
-    }
-    let module = Module::new(policy.clone(), &candidate, config);
-    if let Err(error) = module.merged_settings(config) {
-        return rejected(error, version);
-    }
+    same_policy(known.active.policy.metadata(), policy.metadata())
+        .map_err(|error| (error, version.clone()))?;
+    let module = Module::new(policy.clone(), candidate, config);
+    module
+        .merged_settings(config)
+        .map_err(|error| (error, version.clone()))?;
     // The canary depends on the module alone (each scenario has its settings): a new
     // settings file with the active module's code needs no new canary.
     let canary_start = Instant::now();
-    let canary = if policy.sha256() == known.active.policy.sha256() {
+    let canary = if accepted || policy.sha256() == known.active.policy.sha256() {
         None
     } else {
-        match config.canary.run(&*policy) {
-            Ok(report) => report,
-            Err(error) => return rejected(error, version),
-        }
+        config
+            .canary
+            .run(&*policy)
+            .map_err(|error| (error, version.clone()))?
     };
-    Checked::Passed(Box::new(Passed {
+    Ok(Passed {
         module,
         canary,
         read,
         load,
         compilation,
         canary_time: canary_start.elapsed(),
-    }))
+    })
 }
 
 /// Checks that `candidate` is the same policy as `running`, watching the same kinds.

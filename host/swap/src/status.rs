@@ -80,6 +80,10 @@ pub struct RejectionReport {
     pub reason: String,
     /// The error and its causes.
     pub message: String,
+    /// The recorded verdict it follows (reason `recorded_rejection`): the original reason and
+    /// who judged.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub verdict: Option<super::Verdict>,
     /// When.
     #[serde(serialize_with = "rfc3339")]
     pub time: DateTime<Utc>,

@@ -3,6 +3,7 @@
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
+use std::sync::Arc;
 use std::time::Duration;
 
 use crate::embedded::{self, DEFAULT_POLICY};
@@ -12,7 +13,8 @@ use capt_host_operator::{LeaderElection, Operator, OperatorConfig};
 use capt_host_runtime::{ActivePolicy, PolicySlot};
 use capt_host_runtime::{CompileCache, Limits, WasmPolicy};
 use capt_host_swap::{
-    Canary, EventTarget, Fallback, PolicyStatus, RollbackPolicy, SwapConfig, Swapper,
+    Canary, ConfigMapVerdicts, EventTarget, Fallback, PolicyStatus, RollbackPolicy, SwapConfig,
+    Swapper, Verdicts,
 };
 use clap::Args;
 use kube::config::{KubeConfigOptions, Kubeconfig};
@@ -59,6 +61,16 @@ pub struct Run {
     /// Load --module once; never swap it.
     #[arg(long, env = "CAPT_NO_WATCH", overrides_with = "watch_module")]
     no_watch: bool,
+    /// The ConfigMap, in the Lease's namespace, where the replicas record their verdicts on
+    /// --module's modules (accepted, or rejected and why), so that they all run the same one:
+    /// a recorded verdict is followed, not judged again. Empty: each replica judges alone.
+    #[arg(
+        long,
+        value_name = "NAME",
+        env = "CAPT_POLICY_VERDICTS_CONFIGMAP",
+        default_value = "capt-status-policy-verdicts"
+    )]
+    policy_verdicts_configmap: String,
     /// Refuse module files larger than this (bytes), without reading them.
     #[arg(
         long,
@@ -152,6 +164,7 @@ impl Run {
             kubeconfig,
             watch_module,
             no_watch,
+            policy_verdicts_configmap,
             max_module_bytes,
             compile_cache,
             canary_scenarios,
@@ -187,9 +200,30 @@ impl Run {
             compile_time = ?engine.limits().compile.time,
             "policy sandbox: instance memory reset between calls, call limits, compile budget"
         );
+        let runtime =
+            tokio::runtime::Runtime::new().context("could not start the async runtime")?;
+        let identity = identity
+            .or_else(|| non_empty_env("POD_NAME"))
+            .unwrap_or_else(host_name);
+        let connect = || {
+            let client = runtime.block_on(client(
+                kubeconfig.as_deref(),
+                operator_args.kube_api_timeout,
+            ))?;
+            let lease_namespace = operator_args
+                .leader_election_namespace
+                .clone()
+                .or_else(|| non_empty_env("POD_NAMESPACE"))
+                .unwrap_or_else(|| client.default_namespace().to_owned());
+            anyhow::Ok((client, lease_namespace))
+        };
+        // The swaps connect before they load (to the verdicts); the embedded policy after it
+        // loaded: settings it rejects stop the operator before it connects.
+        let mut connected = None;
         let policy = match &module {
             // A module file: hot-swappable (unless --no-watch).
             Some(path) => {
+                let (client, lease_namespace) = connect()?;
                 let mut swap = SwapConfig::new(path);
                 swap.settings = settings.clone();
                 swap.watch = watch_module || !no_watch;
@@ -216,8 +250,20 @@ impl Run {
                     probation_reconciles,
                     probation: probation_duration,
                 };
+                if !policy_verdicts_configmap.is_empty() {
+                    let store = ConfigMapVerdicts::new(
+                        client.clone(),
+                        &lease_namespace,
+                        &policy_verdicts_configmap,
+                        runtime.handle().clone(),
+                        operator_args.kube_api_timeout,
+                    );
+                    swap.verdicts = Some(Verdicts::new(Arc::new(store), identity.clone()));
+                }
+                // Not in an async task: the verdicts are looked up and written blocking.
                 let swapper = Swapper::load(&engine, swap)
                     .with_context(|| format!("could not load the policy {}", path.display()))?;
+                connected = Some((client, lease_namespace));
                 Policies::Swapped(Box::new(swapper))
             }
             None => {
@@ -241,24 +287,17 @@ impl Run {
         let current = policy.slot().current();
         let name = current.metadata().name.clone();
         tracing::info!(policy = %name, version = current.version(), "policy loaded");
+        let (client, lease_namespace) = match connected {
+            Some(connected) => connected,
+            None => connect()?,
+        };
 
-        let runtime =
-            tokio::runtime::Runtime::new().context("could not start the async runtime")?;
         runtime.block_on(async move {
-            let client = client(kubeconfig.as_deref(), operator_args.kube_api_timeout).await?;
-            let identity = identity
-                .or_else(|| non_empty_env("POD_NAME"))
-                .unwrap_or_else(host_name);
             let mut config = OperatorConfig::new(name.clone(), identity);
             config.namespace = namespace;
             config.concurrency = concurrency;
             access.configure(&mut config);
             let lease_name = operator_args.leader_election_id.clone().unwrap_or(name);
-            let lease_namespace = operator_args
-                .leader_election_namespace
-                .clone()
-                .or_else(|| non_empty_env("POD_NAMESPACE"))
-                .unwrap_or_else(|| client.default_namespace().to_owned());
             operator_args.configure(&mut config, &lease_name, &lease_namespace);
             let operator = match policy {
                 Policies::Fixed(slot) => {

@@ -1,13 +1,15 @@
 //! The operator under `deploy/`'s RBAC: it authenticates as the ServiceAccount the
 //! kustomization binds, with exactly the roles read from its files. With them the demo world
-//! converges (statuses, the Cluster, events, leader election); without any one rule it does
-//! not; reads outside the grants are refused. Secrets are readable only where the secret reader
+//! converges (statuses, the Cluster, events, leader election) and the replicas' policy
+//! verdicts are recorded; without any one rule it does not; reads outside the grants are
+//! refused. Secrets are readable only where the secret reader
 //! is bound with a RoleBinding (deploy/README.md, "Secrets"): here in the demo's namespace,
 //! `default`, and nowhere else.
 
 use std::time::Duration;
 
 use capt_host_operator::LeaderElection;
+use capt_host_swap::{ConfigMapVerdicts, Recorded, Verdict, VerdictKey, VerdictStore as _};
 use k8s_openapi::api::coordination::v1::Lease;
 use k8s_openapi::api::core::v1::{ConfigMap, Pod, Secret};
 use k8s_openapi::api::events::v1::Event;
@@ -28,6 +30,10 @@ const WITHOUT_RULE_PATIENCE: Duration = Duration::from_secs(15);
 const SECRET_READER: &str = "capt-status-secret-reader";
 /// The namespace of the demo world, where the secret reader is bound.
 const WORLD_NAMESPACE: &str = "default";
+
+/// The ConfigMap of the policy verdicts (`--policy-verdicts-configmap`'s default, the one
+/// deploy/'s Role names).
+const VERDICTS: &str = "capt-status-policy-verdicts";
 
 /// Binds the secret reader to the ServiceAccount of `grants` in `namespace`, as
 /// deploy/README.md ("Secrets") tells users to.
@@ -105,6 +111,39 @@ async fn operator_converges(server: &KubeServer, grants: &Grants, patience: Dura
     converged
 }
 
+/// Whether the ServiceAccount of `grants` can use the policy verdicts as `capt-host run` does:
+/// look one up, record a first (creating the ConfigMap) and a second (updating it), read the
+/// first back. The ConfigMap is deleted afterwards.
+async fn verdicts_recorded(server: &KubeServer, grants: &Grants) -> bool {
+    let client = service_account(server, grants).await;
+    let namespace = grants.namespace.clone();
+    let runtime = tokio::runtime::Handle::current();
+    // On a blocking thread, as the swaps use it.
+    let recorded = tokio::task::spawn_blocking(move || {
+        let store = ConfigMapVerdicts::new(
+            client,
+            &namespace,
+            VERDICTS,
+            runtime,
+            Duration::from_secs(10),
+        );
+        let key = |module: &str| VerdictKey {
+            module: module.repeat(64),
+            settings: String::new(),
+        };
+        let verdict = Verdict::new("rbac", Ok(()));
+        matches!(store.lookup(&key("a")), Ok(None))
+            && matches!(store.record(&key("a"), &verdict), Ok(Recorded::Recorded))
+            && matches!(store.record(&key("b"), &verdict), Ok(Recorded::Recorded))
+            && matches!(store.lookup(&key("a")), Ok(Some(found)) if found.judged_by == "rbac")
+    })
+    .await
+    .expect("the verdicts task ends");
+    let maps: Api<ConfigMap> = Api::namespaced(server.client(), &grants.namespace);
+    let _ = maps.delete(VERDICTS, &DeleteParams::default()).await;
+    recorded
+}
+
 async fn service_account(server: &KubeServer, grants: &Grants) -> Client {
     server
         .service_account_client(&grants.namespace, grants.service_account())
@@ -135,6 +174,13 @@ async fn the_operator_needs_every_rule_of_deploy_and_reads_nothing_else() {
         operator_converges(&server, &grants, PATIENCE).await,
         "the operator converges the demo world with deploy/'s grants"
     );
+    assert!(
+        verdicts_recorded(&server, &grants).await,
+        "the policy verdicts are recorded with deploy/'s grants"
+    );
+    // The verdicts' Role names one ConfigMap: no other is readable.
+    let other: Api<ConfigMap> = Api::namespaced(client.clone(), &grants.namespace);
+    assert!(refused(other.get("capt-status-policy").await.map(drop)));
     // Bound in the world's namespace: `get` there (the Secret does not exist: 404, not 403),
     // never `list`, and nothing in other namespaces.
     assert!(!refused(secrets.get("any").await.map(drop)));
@@ -156,7 +202,9 @@ async fn the_operator_needs_every_rule_of_deploy_and_reads_nothing_else() {
     for rule in rules {
         let narrower = grants.without(rule);
         grant(&server, &narrower).await;
-        if operator_converges(&server, &narrower, WITHOUT_RULE_PATIENCE).await {
+        if verdicts_recorded(&server, &narrower).await
+            && operator_converges(&server, &narrower, WITHOUT_RULE_PATIENCE).await
+        {
             unneeded.push(grants.rule(rule).to_string());
         }
     }

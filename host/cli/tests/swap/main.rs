@@ -23,6 +23,9 @@
 //!   again after a promotion;
 //! - `sandbox`: a module that loops, panics or exhausts memory on some objects fails those
 //!   reconciles only;
+//! - `verdicts`: what one replica judged of a module (ConfigMap verdicts) the others follow,
+//!   at start and on a swap; the first verdict stands; without access each judges alone;
+//!   `capt-host run` records its verdict in the ConfigMap of its default name;
 //! - `measure`: the time from a file change to the promotion of the default module, with and
 //!   without the compile cache (printed; run with `--nocapture` to see it).
 //!
@@ -45,6 +48,7 @@ mod rollback;
 mod sandbox;
 mod shadow;
 mod support;
+mod verdicts;
 
 /// CAPT objects, shared with the other operator test binary (each uses a subset).
 #[allow(dead_code)]

@@ -198,7 +198,11 @@ pub async fn start(
     identity: &str,
     swap: SwapConfig,
 ) -> (Swapping, broadcast::Receiver<Reconciled>) {
-    let swapper = Swapper::load(engine(), swap).expect("the initial module loads");
+    // On a blocking thread, as `capt-host run` does: verdict stores block.
+    let swapper = tokio::task::spawn_blocking(move || Swapper::load(engine(), swap))
+        .await
+        .expect("the load task ends")
+        .expect("the initial module loads");
     let client =
         Client::try_from(server.kube_config().expect("a client configuration")).expect("a client");
     let mut operator = Operator::builder(client, operator_config(identity), swapper.slot().clone());

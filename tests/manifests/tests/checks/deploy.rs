@@ -68,6 +68,17 @@ const LEADER_ELECTION_ROLE: &[(&str, &str, &[&str])] = &[(
     &["get", "create", "update", "patch"],
 )];
 
+/// The ConfigMap the replicas record policy verdicts in (`--policy-verdicts-configmap`'s
+/// default).
+const VERDICTS_CONFIGMAP: &str = "capt-status-policy-verdicts";
+
+/// The policy-verdicts Role's grants, in capt-system only: `(group, resource, name, verbs)`.
+/// `create` cannot name its object.
+const POLICY_VERDICTS_ROLE: &[(&str, &str, &str, &[&str])] = &[
+    ("", "configmaps", VERDICTS_CONFIGMAP, &["get", "update"]),
+    ("", "configmaps", "", &["create"]),
+];
+
 /// The container's arguments: the flags `capt-host run` implements.
 const ARGS: &[&str] = &[
     "run",
@@ -185,13 +196,19 @@ fn object(kind: &str, name: &str) -> Value {
     found.into_iter().next().expect("one")
 }
 
-/// The grants of an RBAC rule list, as `(group, resource, verb)` triples.
-fn grants(role: &Value) -> BTreeSet<(String, String, String)> {
+/// The grants of an RBAC rule list, as `(group, resource, verb, resource name)` tuples (the
+/// name empty when the rule names none: every object of the resource).
+fn grants(role: &Value) -> BTreeSet<(String, String, String, String)> {
     let mut out = BTreeSet::new();
     for rule in role.get("rules").and_then(Value::as_array).expect("rules") {
-        for key in ["resourceNames", "nonResourceURLs"] {
-            assert!(rule.get(key).is_none(), "{key} is not used: {rule}");
-        }
+        assert!(
+            rule.get("nonResourceURLs").is_none(),
+            "nonResourceURLs is not used: {rule}"
+        );
+        let names = match strings(rule.get("resourceNames")) {
+            names if names.is_empty() => vec![String::new()],
+            names => names,
+        };
         let (groups, resources, verbs) = (
             strings(rule.get("apiGroups")),
             strings(rule.get("resources")),
@@ -200,13 +217,20 @@ fn grants(role: &Value) -> BTreeSet<(String, String, String)> {
         for group in &groups {
             for resource in &resources {
                 for verb in &verbs {
-                    for part in [group, resource, verb] {
-                        assert!(!part.contains('*'), "no wildcards: {rule}");
+                    for name in &names {
+                        for part in [group, resource, verb, name] {
+                            assert!(!part.contains('*'), "no wildcards: {rule}");
+                        }
+                        assert!(
+                            out.insert((
+                                group.clone(),
+                                resource.clone(),
+                                verb.clone(),
+                                name.clone()
+                            )),
+                            "{group}/{resource} {verb} {name} is granted twice"
+                        );
                     }
-                    assert!(
-                        out.insert((group.clone(), resource.clone(), verb.clone())),
-                        "{group}/{resource} {verb} is granted twice"
-                    );
                 }
             }
         }
@@ -214,15 +238,30 @@ fn grants(role: &Value) -> BTreeSet<(String, String, String)> {
     out
 }
 
-fn table(rules: &[(&str, &str, &[&str])]) -> BTreeSet<(String, String, String)> {
+/// The grants of a table of `(group, resource, verbs)`, on every object of the resource.
+fn table(rules: &[(&str, &str, &[&str])]) -> BTreeSet<(String, String, String, String)> {
+    named_table(
+        &rules
+            .iter()
+            .map(|(group, resource, verbs)| (*group, *resource, "", *verbs))
+            .collect::<Vec<_>>(),
+    )
+}
+
+/// The grants of a table of `(group, resource, resource name, verbs)` (an empty name: every
+/// object).
+fn named_table(
+    rules: &[(&str, &str, &str, &[&str])],
+) -> BTreeSet<(String, String, String, String)> {
     rules
         .iter()
-        .flat_map(|(group, resource, verbs)| {
+        .flat_map(|(group, resource, name, verbs)| {
             verbs.iter().map(move |verb| {
                 (
                     (*group).to_owned(),
                     (*resource).to_owned(),
                     (*verb).to_owned(),
+                    (*name).to_owned(),
                 )
             })
         })
@@ -418,7 +457,7 @@ fn secrets_are_granted_only_by_the_secret_reader_role_which_deploy_binds_nowhere
             assert!(
                 !grants(object)
                     .iter()
-                    .any(|(_, resource, _)| resource == "secrets"),
+                    .any(|(_, resource, _, _)| resource == "secrets"),
                 "only capt-status-secret-reader grants secrets: {}",
                 support::describe(object)
             );
@@ -456,6 +495,37 @@ fn the_leader_election_role_grants_only_leases_in_capt_system() {
         json!([{"kind": "ServiceAccount", "name": SERVICE_ACCOUNT, "namespace": NAMESPACE}])
     );
     object("ServiceAccount", SERVICE_ACCOUNT);
+}
+
+#[test]
+fn the_policy_verdicts_role_grants_only_the_verdicts_config_map_in_capt_system() {
+    let role = object("Role", "capt-status-policy-verdicts");
+    assert_eq!(
+        support::str_at(&role, "metadata.namespace"),
+        Some(NAMESPACE)
+    );
+    assert_eq!(grants(&role), named_table(POLICY_VERDICTS_ROLE));
+    let binding = object("RoleBinding", "capt-status-policy-verdicts");
+    assert_eq!(
+        support::str_at(&binding, "metadata.namespace"),
+        Some(NAMESPACE)
+    );
+    assert_eq!(
+        binding["roleRef"],
+        json!({"apiGroup": "rbac.authorization.k8s.io", "kind": "Role", "name": "capt-status-policy-verdicts"})
+    );
+    assert_eq!(
+        binding["subjects"],
+        json!([{"kind": "ServiceAccount", "name": SERVICE_ACCOUNT, "namespace": NAMESPACE}])
+    );
+    // The container keeps the default name the Role grants.
+    let args = strings(container().get("args"));
+    assert!(
+        !args
+            .iter()
+            .any(|a| a.starts_with("--policy-verdicts-configmap")),
+        "{args:?}"
+    );
 }
 
 #[test]
