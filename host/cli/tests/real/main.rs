@@ -5,7 +5,7 @@
 //! - `harness`: the server starts with the CRDs, refuses anonymous and unknown users, and both
 //!   processes are gone once it is dropped;
 //! - `schemas`: every patch of every scenario of the policy's suite is accepted by the real
-//!   CRDs; a 100 KB Terraform error and a Cluster nested 10,000 levels deep do not stop the
+//!   CRDs; a 100 KB Terraform error and a Cluster nested 9,950 levels deep do not stop the
 //!   operator from reconciling the other objects;
 //! - `rbac`: the operator, as the ServiceAccount `deploy/` binds, converges the demo world;
 //!   without any one of its rules it does not, and reads outside the grants are refused;
