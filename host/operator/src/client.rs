@@ -215,7 +215,13 @@ impl RestClientMetrics {
     }
 
     /// A request to `host` with `method` answered `code` (`None`: no answer) after `elapsed`.
-    fn observe(&self, method: &Method, host: &str, code: Option<http::StatusCode>, elapsed: Duration) {
+    fn observe(
+        &self,
+        method: &Method,
+        host: &str,
+        code: Option<http::StatusCode>,
+        elapsed: Duration,
+    ) {
         let code = code.map_or_else(|| "<error>".to_owned(), |code| code.as_u16().to_string());
         self.requests
             .get_or_create(&RequestLabels {

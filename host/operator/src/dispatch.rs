@@ -330,7 +330,8 @@ mod tests {
             let index = Arc::new(Mutex::new(TriggerIndex::default()));
             let dispatcher = Arc::new(Dispatcher::new(kinds, index.clone()));
             let (sender, requests) = unbounded();
-            let queue = ControllerMetrics::register(&mut Registry::default()).controller("thing", 1);
+            let queue =
+                ControllerMetrics::register(&mut Registry::default()).controller("thing", 1);
             let senders = TermSenders::from([(thing.key(), Requests::new(sender, queue))]);
             dispatcher.begin_term_with(senders, |_| None);
             let writer = Writer::new(dep.api_resource.clone());

@@ -80,9 +80,9 @@ use std::time::Duration;
 use futures::future::BoxFuture;
 use futures::{FutureExt as _, StreamExt as _, stream};
 use kube::runtime::controller::{self, Action, Controller};
-use kube::{Client, ResourceExt as _};
 use kube::runtime::reflector::ObjectRef;
 use kube::runtime::watcher;
+use kube::{Client, ResourceExt as _};
 use tokio::net::TcpListener;
 use tokio::sync::{broadcast, oneshot, watch};
 use tokio::task::JoinHandle;
@@ -306,7 +306,10 @@ impl Operator {
     /// once the leader gate has closed.
     pub fn builder(client: Client, config: OperatorConfig, policy: PolicySlot) -> OperatorBuilder {
         let metrics = Metrics::new();
-        let lease = config.leader_election.as_ref().map(|e| e.lease_name.as_str());
+        let lease = config
+            .leader_election
+            .as_ref()
+            .map(|e| e.lease_name.as_str());
         let gate = LeaderGate::new(&metrics.leader, lease);
         // Every controller's series exist from the start.
         for trigger in &policy.current().metadata().triggers {
@@ -630,15 +633,16 @@ impl Term<'_> {
             };
             let (requests, queue) = futures::channel::mpsc::unbounded();
             let (stop, stopped) = oneshot::channel::<()>();
-            let measured = ctx
-                .metrics
-                .controllers
-                .controller(&controller_name(&info.api_resource.kind), config.concurrency);
+            let measured = ctx.metrics.controllers.controller(
+                &controller_name(&info.api_resource.kind),
+                config.concurrency,
+            );
             senders.insert(info.key(), Requests::new(requests, measured.clone()));
             stops.push(stop);
             let (reconciled, failed) = (info.clone(), info.clone());
             let progress = progress.clone();
-            let (working, retrying, dropped) = (measured.clone(), measured.clone(), measured.clone());
+            let (working, retrying, dropped) =
+                (measured.clone(), measured.clone(), measured.clone());
             queues.push(measured);
             let controller = Controller::for_stream_with(
                 stream::pending::<Result<CachedObject, watcher::Error>>(),

@@ -94,3 +94,57 @@ impl Default for Metrics {
         Self::new()
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::leader::LeaderGate;
+
+    #[test]
+    fn every_family_is_served_before_anything_happens() {
+        let metrics = Metrics::new();
+        metrics.controllers.controller("captcluster", 4);
+        let _gate = LeaderGate::new(&metrics.leader, Some("capt-status"));
+        let text = metrics.encode();
+        let controller = r#"controller="captcluster""#;
+        let queue = r#"{name="captcluster",controller="captcluster"}"#;
+        let mut expected: Vec<String> = ["success", "error", "requeue", "requeue_after"]
+            .iter()
+            .map(|result| {
+                format!(r#"controller_runtime_reconcile_total{{{controller},result="{result}"}} 0"#)
+            })
+            .collect();
+        expected.extend([
+            format!("controller_runtime_reconcile_errors_total{{{controller}}} 0"),
+            format!("controller_runtime_reconcile_time_seconds_count{{{controller}}} 0"),
+            format!("controller_runtime_active_workers{{{controller}}} 0"),
+            format!("controller_runtime_max_concurrent_reconciles{{{controller}}} 4"),
+            r#"leader_election_master_status{name="capt-status"} 0"#.to_owned(),
+        ]);
+        for family in [
+            "workqueue_depth",
+            "workqueue_adds_total",
+            "workqueue_retries_total",
+            "workqueue_queue_duration_seconds_count",
+            "workqueue_work_duration_seconds_count",
+            "workqueue_unfinished_work_seconds",
+            "workqueue_longest_running_processor_seconds",
+        ] {
+            expected.push(format!("{family}{queue} 0"));
+        }
+        for family in [
+            "process_cpu_seconds_total",
+            "process_resident_memory_bytes",
+            "process_virtual_memory_bytes",
+            "process_open_fds",
+            "process_max_fds",
+            "process_start_time_seconds",
+        ] {
+            expected.push(format!("\n{family} "));
+        }
+        for line in expected {
+            assert!(text.contains(&line), "{line:?} missing from:\n{text}");
+        }
+        assert!(text.ends_with("# EOF\n"), "one end, after both registries");
+    }
+}

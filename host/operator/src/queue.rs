@@ -34,9 +34,9 @@ use super::object::CachedObject;
 
 /// controller-runtime's buckets of `controller_runtime_reconcile_time_seconds`.
 const RECONCILE_BUCKETS: [f64; 40] = [
-    0.005, 0.01, 0.025, 0.05, 0.1, 0.15, 0.2, 0.25, 0.3, 0.35, 0.4, 0.45, 0.5, 0.6, 0.7, 0.8,
-    0.9, 1.0, 1.25, 1.5, 1.75, 2.0, 2.5, 3.0, 3.5, 4.0, 4.5, 5.0, 6.0, 7.0, 8.0, 9.0, 10.0, 15.0,
-    20.0, 25.0, 30.0, 40.0, 50.0, 60.0,
+    0.005, 0.01, 0.025, 0.05, 0.1, 0.15, 0.2, 0.25, 0.3, 0.35, 0.4, 0.45, 0.5, 0.6, 0.7, 0.8, 0.9,
+    1.0, 1.25, 1.5, 1.75, 2.0, 2.5, 3.0, 3.5, 4.0, 4.5, 5.0, 6.0, 7.0, 8.0, 9.0, 10.0, 15.0, 20.0,
+    25.0, 30.0, 40.0, 50.0, 60.0,
 ];
 
 /// The name of the controller of trigger kind `kind`.
@@ -58,7 +58,12 @@ pub(crate) enum Outcome {
 }
 
 impl Outcome {
-    const ALL: [Self; 4] = [Self::Success, Self::Error, Self::Requeue, Self::RequeueAfter];
+    const ALL: [Self; 4] = [
+        Self::Success,
+        Self::Error,
+        Self::Requeue,
+        Self::RequeueAfter,
+    ];
 
     fn label(self) -> &'static str {
         match self {
@@ -229,9 +234,11 @@ impl Collector for Queues {
         let queues = lock(&self.0);
         let seconds = |since: &Instant| now.saturating_duration_since(*since).as_secs_f64();
         let families: [(&str, &str, fn(&QueueState, &dyn Fn(&Instant) -> f64) -> f64); 3] = [
-            ("workqueue_depth", "Current depth of workqueue", |state, _| {
-                state.waiting.len() as f64
-            }),
+            (
+                "workqueue_depth",
+                "Current depth of workqueue",
+                |state, _| state.waiting.len() as f64,
+            ),
             (
                 "workqueue_unfinished_work_seconds",
                 "How many seconds of work has been done that is in progress and hasn't been \
@@ -397,7 +404,10 @@ pub(crate) struct Requests {
 
 impl Requests {
     /// Requests sent with `sender`, measured by `queue`.
-    pub(crate) fn new(sender: UnboundedSender<StoreRef<CachedObject>>, queue: ControllerQueue) -> Self {
+    pub(crate) fn new(
+        sender: UnboundedSender<StoreRef<CachedObject>>,
+        queue: ControllerQueue,
+    ) -> Self {
         Self { sender, queue }
     }
 

@@ -245,7 +245,8 @@ impl Run {
         let runtime =
             tokio::runtime::Runtime::new().context("could not start the async runtime")?;
         runtime.block_on(async move {
-            let client = client(kubeconfig.as_deref(), operator_args.kube_api_timeout).await?;
+            let (client, host) =
+                client(kubeconfig.as_deref(), operator_args.kube_api_timeout).await?;
             let identity = identity
                 .or_else(|| non_empty_env("POD_NAME"))
                 .unwrap_or_else(host_name);
@@ -260,6 +261,7 @@ impl Run {
                 .or_else(|| non_empty_env("POD_NAMESPACE"))
                 .unwrap_or_else(|| client.default_namespace().to_owned());
             operator_args.configure(&mut config, &lease_name, &lease_namespace);
+            config.api.host = host;
             let operator = match policy {
                 Policies::Fixed(slot) => {
                     let mut operator = Operator::builder(client, config, slot);
@@ -501,8 +503,11 @@ impl Policies {
 /// A client for `kubeconfig` (files separated like `$PATH`), else the in-cluster
 /// configuration, else the default kubeconfig; checked by asking the API server its version
 /// (within `timeout`), so that an unreachable server is reported as such, with its URL and
-/// kubeconfig context.
-async fn client(kubeconfig: Option<&str>, timeout: Duration) -> anyhow::Result<kube::Client> {
+/// kubeconfig context. With the server's `host[:port]`.
+async fn client(
+    kubeconfig: Option<&str>,
+    timeout: Duration,
+) -> anyhow::Result<(kube::Client, String)> {
     let options = KubeConfigOptions::default();
     let (config, context) = match kubeconfig {
         Some(paths) => {
@@ -539,6 +544,11 @@ async fn client(kubeconfig: Option<&str>, timeout: Duration) -> anyhow::Result<k
         Some(context) => format!("{} (kubeconfig context {context})", config.cluster_url),
         None => config.cluster_url.to_string(),
     };
+    let host = config
+        .cluster_url
+        .authority()
+        .map(ToString::to_string)
+        .unwrap_or_default();
     let client = kube::Client::try_from(config).context("could not build the Kubernetes client")?;
     let unreachable = || format!("could not connect to the Kubernetes API server at {target}");
     let version = tokio::time::timeout(timeout, client.apiserver_version())
@@ -547,7 +557,7 @@ async fn client(kubeconfig: Option<&str>, timeout: Duration) -> anyhow::Result<k
         .with_context(unreachable)?
         .with_context(unreachable)?;
     tracing::info!(server = %target, version = %version.git_version, "connected to the API server");
-    Ok(client)
+    Ok((client, host))
 }
 
 /// Resolves on SIGTERM or SIGINT.
