@@ -243,7 +243,7 @@ impl Collector for Queues {
                 "workqueue_unfinished_work_seconds",
                 "How many seconds of work has been done that is in progress and hasn't been \
                  observed by work_duration",
-                |state, seconds| state.working.values().map(seconds).sum(),
+                |state, seconds| state.working.values().map(seconds).fold(0.0, |a, b| a + b),
             ),
             (
                 "workqueue_longest_running_processor_seconds",
