@@ -195,8 +195,9 @@ async fn the_full_chain_converges_on_every_object_including_the_cluster() {
         metric(
             &text,
             "controller_runtime_reconcile_total",
-            &[("controller", "captcluster"), ("result", "success")]
-        ) > 0.0
+            &[("controller", "captcluster"), ("result", "requeue_after")]
+        ) > 0.0,
+        "the policy requeues a cluster it watches"
     );
     assert!(metric(&text, "workqueue_adds_total", &controller) > 0.0);
     assert_eq!(metric(&text, "workqueue_depth", &controller), 0.0);
