@@ -214,6 +214,9 @@ impl ControllerMetrics {
 /// An object in a controller's queue: its namespace and name (the kind is the controller's).
 type QueueKey = (Option<String>, String);
 
+/// A gauge of a queue: its value from the queue's state and the seconds since an instant.
+type QueueGauge = fn(&QueueState, &dyn Fn(&Instant) -> f64) -> f64;
+
 /// What waits and what is being reconciled, by controller.
 #[derive(Debug, Default)]
 struct Queues(Mutex<BTreeMap<String, QueueState>>);
@@ -233,7 +236,7 @@ impl Collector for Queues {
         let now = Instant::now();
         let queues = lock(&self.0);
         let seconds = |since: &Instant| now.saturating_duration_since(*since).as_secs_f64();
-        let families: [(&str, &str, fn(&QueueState, &dyn Fn(&Instant) -> f64) -> f64); 3] = [
+        let families: [(&str, &str, QueueGauge); 3] = [
             (
                 "workqueue_depth",
                 "Current depth of workqueue",
