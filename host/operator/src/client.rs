@@ -11,16 +11,25 @@
 //! closes while it waits for its answer. The given client's own retries (kube retries 429, 503
 //! and 504) happen inside that abandoned request, so none of them is sent once the gate has
 //! closed: leadership is checked as each attempt is sent, not once before the first.
+//!
+//! Every request is counted as client-go counts them (`rest_client_requests_total{code,method,
+//! host}`, `rest_client_request_duration_seconds{verb,host}`): the code is the response's
+//! status, or `<error>` when there is none.
 
 use std::sync::Arc;
 use std::task::{Context, Poll};
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use futures::future::BoxFuture;
 use http::header::{HeaderValue, USER_AGENT};
 use http::{Method, Request, Response, Uri};
 use kube::Client;
 use kube::client::Body;
+use prometheus_client::encoding::EncodeLabelSet;
+use prometheus_client::metrics::counter::Counter;
+use prometheus_client::metrics::family::Family;
+use prometheus_client::metrics::histogram::Histogram;
+use prometheus_client::registry::Registry;
 
 use super::config::ApiClientConfig;
 use super::leader::LeaderGate;
@@ -54,7 +63,13 @@ pub(crate) struct Clients {
 
 impl Clients {
     /// The clients around `client`, configured by `config`, writes gated by `gate`.
-    pub(crate) fn new(client: &Client, config: &ApiClientConfig, gate: &LeaderGate) -> Self {
+    /// Requests are counted into `metrics`.
+    pub(crate) fn new(
+        client: &Client,
+        config: &ApiClientConfig,
+        gate: &LeaderGate,
+        metrics: &RestClientMetrics,
+    ) -> Self {
         let user_agent = HeaderValue::from_str(&config.user_agent).unwrap_or_else(|_| {
             tracing::warn!(user_agent = %config.user_agent, "not a valid User-Agent; sending capt-host");
             HeaderValue::from_static("capt-host")
@@ -67,6 +82,8 @@ impl Clients {
                 timeout: config.timeout,
                 limiter,
                 gate,
+                metrics: metrics.clone(),
+                host: config.host.clone(),
             };
             Client::new(layers, client.default_namespace().to_owned())
         };
@@ -86,6 +103,8 @@ struct Layers {
     timeout: Duration,
     limiter: Option<Arc<RateLimiter>>,
     gate: Option<LeaderGate>,
+    metrics: RestClientMetrics,
+    host: String,
 }
 
 impl tower_service::Service<Request<Body>> for Layers {
@@ -98,7 +117,16 @@ impl tower_service::Service<Request<Body>> for Layers {
     }
 
     fn call(&mut self, request: Request<Body>) -> Self::Future {
-        Box::pin(self.clone().send(request))
+        let this = self.clone();
+        Box::pin(async move {
+            let method = request.method().clone();
+            let start = Instant::now();
+            let (metrics, host) = (this.metrics.clone(), this.host.clone());
+            let response = this.send(request).await;
+            let code = response.as_ref().ok().map(Response::status);
+            metrics.observe(&method, &host, code, start.elapsed());
+            response
+        })
     }
 }
 
@@ -136,6 +164,78 @@ impl Layers {
             () = gate.closed() => Err(service_error(RequestError::LeadershipLost)),
             answer = answer => answer,
         }
+    }
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct RequestLabels {
+    code: String,
+    method: String,
+    host: String,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct DurationLabels {
+    verb: String,
+    host: String,
+}
+
+/// Metrics of the API requests, as client-go reports them.
+#[derive(Clone, Debug)]
+pub(crate) struct RestClientMetrics {
+    requests: Family<RequestLabels, Counter>,
+    duration: Family<DurationLabels, Histogram, fn() -> Histogram>,
+}
+
+impl RestClientMetrics {
+    /// Registers `rest_client_requests_total` and `rest_client_request_duration_seconds` in
+    /// `registry` (which must not add a prefix).
+    pub(crate) fn register(registry: &mut Registry) -> Self {
+        fn buckets() -> Histogram {
+            // client-go's.
+            Histogram::new([
+                0.005, 0.025, 0.1, 0.25, 0.5, 1.0, 2.0, 4.0, 8.0, 15.0, 30.0, 60.0,
+            ])
+        }
+        let metrics = Self {
+            requests: Family::default(),
+            duration: Family::new_with_constructor(buckets),
+        };
+        registry.register(
+            "rest_client_requests",
+            "Number of HTTP requests, partitioned by status code, method, and host.",
+            metrics.requests.clone(),
+        );
+        registry.register(
+            "rest_client_request_duration_seconds",
+            "Request latency in seconds. Broken down by verb, and host.",
+            metrics.duration.clone(),
+        );
+        metrics
+    }
+
+    /// A request to `host` with `method` answered `code` (`None`: no answer) after `elapsed`.
+    fn observe(
+        &self,
+        method: &Method,
+        host: &str,
+        code: Option<http::StatusCode>,
+        elapsed: Duration,
+    ) {
+        let code = code.map_or_else(|| "<error>".to_owned(), |code| code.as_u16().to_string());
+        self.requests
+            .get_or_create(&RequestLabels {
+                code,
+                method: method.as_str().to_owned(),
+                host: host.to_owned(),
+            })
+            .inc();
+        self.duration
+            .get_or_create(&DurationLabels {
+                verb: method.as_str().to_owned(),
+                host: host.to_owned(),
+            })
+            .observe(elapsed.as_secs_f64());
     }
 }
 

@@ -92,6 +92,9 @@ pub struct ApiClientConfig {
     pub burst: u32,
     /// The `User-Agent` of every request. Default `capt-host/<version> (<identity>)`.
     pub user_agent: String,
+    /// The API server's `host[:port]`, the `host` label of the `rest_client_*` metrics (the
+    /// client's requests carry only a path). Default empty.
+    pub host: String,
 }
 
 impl ApiClientConfig {
@@ -102,6 +105,7 @@ impl ApiClientConfig {
             qps: 20.0,
             burst: 30,
             user_agent: format!("capt-host/{} ({identity})", env!("CARGO_PKG_VERSION")),
+            host: String::new(),
         }
     }
 }

@@ -22,7 +22,6 @@
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex, PoisonError};
 
-use futures::channel::mpsc::UnboundedSender;
 use kube::ResourceExt as _;
 use kube::runtime::reflector::{ObjectRef as StoreRef, Store};
 use kube::runtime::watcher::Event;
@@ -32,9 +31,10 @@ use super::echo::{Change, OwnWrites};
 use super::index::TriggerIndex;
 use super::kinds::{KindInfo, KindKey, Kinds, ObjectKey};
 use super::object::CachedObject;
+use super::queue::Requests;
 
 /// The request channels of one leadership term, by trigger kind.
-pub(crate) type TermSenders = HashMap<KindKey, UnboundedSender<StoreRef<CachedObject>>>;
+pub(crate) type TermSenders = HashMap<KindKey, Requests>;
 
 /// Routes changes to reconcile requests. See the module docs.
 pub(crate) struct Dispatcher {
@@ -139,8 +139,7 @@ impl Dispatcher {
                 continue;
             };
             for object in store.state() {
-                let reference = StoreRef::from_obj_with(&*object, info.api_resource.clone());
-                let _ = sender.unbounded_send(reference);
+                sender.send(StoreRef::from_obj_with(&*object, info.api_resource.clone()));
             }
         }
         state.term = Some(senders);
@@ -223,8 +222,7 @@ impl Dispatcher {
                 continue;
             };
             tracing::trace!(%changed, trigger = %target, "reconcile requested");
-            // A closed channel means the term is ending: the request is not needed.
-            let _ = sender.unbounded_send(info.store_ref(&target));
+            sender.send(info.store_ref(&target));
         }
     }
 }
@@ -268,7 +266,10 @@ mod tests {
     use futures::channel::mpsc::{UnboundedReceiver, unbounded};
     use kube::api::ApiResource;
     use kube::runtime::reflector::store::Writer;
+    use prometheus_client::registry::Registry;
     use serde_json::json;
+
+    use crate::queue::ControllerMetrics;
 
     use super::*;
 
@@ -329,7 +330,9 @@ mod tests {
             let index = Arc::new(Mutex::new(TriggerIndex::default()));
             let dispatcher = Arc::new(Dispatcher::new(kinds, index.clone()));
             let (sender, requests) = unbounded();
-            let senders = TermSenders::from([(thing.key(), sender)]);
+            let queue =
+                ControllerMetrics::register(&mut Registry::default()).controller("thing", 1);
+            let senders = TermSenders::from([(thing.key(), Requests::new(sender, queue))]);
             dispatcher.begin_term_with(senders, |_| None);
             let writer = Writer::new(dep.api_resource.clone());
             Self {

@@ -26,6 +26,8 @@ use k8s_openapi::apimachinery::pkg::apis::meta::v1::{MicroTime, ObjectMeta};
 use k8s_openapi::jiff::Timestamp;
 use kube::Client;
 use kube::api::{Api, PostParams};
+use prometheus_client::encoding::EncodeLabelSet;
+use prometheus_client::metrics::family::Family;
 use prometheus_client::metrics::gauge::Gauge;
 use prometheus_client::registry::Registry;
 use tokio::sync::{oneshot, watch};
@@ -66,11 +68,20 @@ pub(crate) struct LeaderGate {
 }
 
 impl LeaderGate {
-    /// A closed gate (a standby), reported through `metrics`.
-    pub(crate) fn new(metrics: &LeaderMetrics) -> Self {
+    /// A closed gate (a standby), reported through `metrics` as the holder of the Lease
+    /// `lease` (without leader election, `None`: not reported).
+    pub(crate) fn new(metrics: &LeaderMetrics, lease: Option<&str>) -> Self {
+        let gauge = lease.map_or_else(Gauge::default, |name| {
+            metrics
+                .status
+                .get_or_create(&NameLabels {
+                    name: name.to_owned(),
+                })
+                .clone()
+        });
         Self {
             term: Arc::new(watch::Sender::new(Term::Closed)),
-            gauge: metrics.leader.clone(),
+            gauge,
         }
     }
 
@@ -402,22 +413,29 @@ fn whole_seconds(duration: Duration) -> i32 {
     i32::try_from(seconds.max(1)).unwrap_or(i32::MAX)
 }
 
-/// Metrics of the election.
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct NameLabels {
+    name: String,
+}
+
+/// Metrics of the election, as client-go's leader election reports them.
 #[derive(Debug)]
 pub(crate) struct LeaderMetrics {
-    leader: Gauge,
+    status: Family<NameLabels, Gauge>,
 }
 
 impl LeaderMetrics {
-    /// Registers `leader`.
+    /// Registers `leader_election_master_status{name}` in `registry` (which must not add a
+    /// prefix).
     pub(crate) fn register(registry: &mut Registry) -> Self {
-        let leader = Gauge::default();
+        let status = Family::default();
         registry.register(
-            "leader",
-            "1 while this replica may write (it holds the Lease, or runs without leader election)",
-            leader.clone(),
+            "leader_election_master_status",
+            "Gauge of if the reporting system is master of the relevant lease, 0 indicates \
+             backup, 1 indicates master. 'name' is the string used to identify the lease.",
+            status.clone(),
         );
-        Self { leader }
+        Self { status }
     }
 }
 
@@ -426,7 +444,7 @@ mod tests {
     use super::*;
 
     fn gate() -> LeaderGate {
-        LeaderGate::new(&LeaderMetrics::register(&mut Registry::default()))
+        LeaderGate::new(&LeaderMetrics::register(&mut Registry::default()), None)
     }
 
     #[tokio::test(start_paused = true)]

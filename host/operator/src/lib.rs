@@ -66,6 +66,8 @@ mod metrics;
 mod object;
 mod output;
 mod poison;
+mod process;
+mod queue;
 mod ratelimit;
 mod reconcile;
 mod secrets;
@@ -77,10 +79,10 @@ use std::time::Duration;
 
 use futures::future::BoxFuture;
 use futures::{FutureExt as _, StreamExt as _, stream};
-use kube::Client;
-use kube::runtime::controller::{self, Controller};
+use kube::runtime::controller::{self, Action, Controller};
 use kube::runtime::reflector::ObjectRef;
 use kube::runtime::watcher;
+use kube::{Client, ResourceExt as _};
 use tokio::net::TcpListener;
 use tokio::sync::{broadcast, oneshot, watch};
 use tokio::task::JoinHandle;
@@ -96,6 +98,7 @@ use self::http::{Exposed, Probes};
 use self::index::TriggerIndex;
 use self::leader::{Election, LeaderGate};
 use self::metrics::Metrics;
+use self::queue::{ControllerQueue, Outcome, Requests, controller_name};
 use self::reconcile::{Context, error_policy, reconcile};
 use self::secrets::SecretScope;
 use capt_host_core::error_chain;
@@ -303,9 +306,19 @@ impl Operator {
     /// once the leader gate has closed.
     pub fn builder(client: Client, config: OperatorConfig, policy: PolicySlot) -> OperatorBuilder {
         let metrics = Metrics::new();
-        let gate = LeaderGate::new(&metrics.leader);
+        let lease = config
+            .leader_election
+            .as_ref()
+            .map(|e| e.lease_name.as_str());
+        let gate = LeaderGate::new(&metrics.leader, lease);
+        // Every controller's series exist from the start.
+        for trigger in &policy.current().metadata().triggers {
+            metrics
+                .controllers
+                .controller(&controller_name(&trigger.kind), config.concurrency);
+        }
         OperatorBuilder {
-            clients: Clients::new(&client, &config.api, &gate),
+            clients: Clients::new(&client, &config.api, &gate, &metrics.rest),
             gate,
             config,
             policy,
@@ -612,6 +625,7 @@ impl Term<'_> {
         let mut senders = TermSenders::new();
         let mut stops = Vec::new();
         let mut controllers = Vec::new();
+        let mut queues = Vec::new();
         for info in ctx.cache.kinds().triggers() {
             // Trigger kinds are always watched.
             let Some(store) = ctx.cache.store(&info.key()) else {
@@ -619,10 +633,17 @@ impl Term<'_> {
             };
             let (requests, queue) = futures::channel::mpsc::unbounded();
             let (stop, stopped) = oneshot::channel::<()>();
-            senders.insert(info.key(), requests);
+            let measured = ctx.metrics.controllers.controller(
+                &controller_name(&info.api_resource.kind),
+                config.concurrency,
+            );
+            senders.insert(info.key(), Requests::new(requests, measured.clone()));
             stops.push(stop);
             let (reconciled, failed) = (info.clone(), info.clone());
             let progress = progress.clone();
+            let (working, retrying, dropped) =
+                (measured.clone(), measured.clone(), measured.clone());
+            queues.push(measured);
             let controller = Controller::for_stream_with(
                 stream::pending::<Result<CachedObject, watcher::Error>>(),
                 store.clone(),
@@ -638,14 +659,28 @@ impl Term<'_> {
                         ObjectRef::from_obj_with(&*object, reconciled.api_resource.clone())
                             .to_string(),
                     );
-                    reconcile(reconciled.clone(), object, ctx).inspect(move |_| drop(running))
+                    let work = working.start(object.namespace(), object.name_any());
+                    reconcile(reconciled.clone(), object, ctx).inspect(move |outcome| {
+                        work.finish(match outcome {
+                            Err(_) => Outcome::Error,
+                            Ok(action) if *action == Action::await_change() => Outcome::Success,
+                            Ok(_) => Outcome::RequeueAfter,
+                        });
+                        drop(running);
+                    })
                 },
-                move |object, error, ctx| error_policy(&failed, object, error, ctx),
+                move |object, error, ctx| error_policy(&failed, &retrying, object, error, ctx),
                 ctx.clone(),
             )
-            .for_each(|result| {
-                if let Err(error) = result {
-                    tracing::debug!(error = %error_chain(&error), "controller");
+            .for_each(move |result| {
+                match result {
+                    Err(controller::Error::ObjectNotFound(gone)) => {
+                        dropped.forget(gone.namespace, gone.name);
+                    }
+                    Err(error) => {
+                        tracing::debug!(error = %error_chain(&error), "controller");
+                    }
+                    Ok(_) => {}
                 }
                 std::future::ready(())
             })
@@ -665,6 +700,7 @@ impl Term<'_> {
             }
             _ = &mut controllers => {
                 dispatcher.end_term();
+                queues.iter().for_each(ControllerQueue::clear);
                 return TermEnd::ControllersStopped;
             }
         };
@@ -683,6 +719,7 @@ impl Term<'_> {
             );
         }
         dispatcher.end_term();
+        queues.iter().for_each(ControllerQueue::clear);
         end
     }
 }

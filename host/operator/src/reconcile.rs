@@ -28,7 +28,7 @@
 //! trigger. [`error_policy`] requeues after the per-object backoff.
 
 use std::sync::{Arc, Mutex};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use capt_policy::ObjectRef;
 use kube::Client;
@@ -37,7 +37,6 @@ use prometheus_client::encoding::EncodeLabelSet;
 use prometheus_client::metrics::counter::Counter;
 use prometheus_client::metrics::family::Family;
 use prometheus_client::metrics::gauge::Gauge;
-use prometheus_client::metrics::histogram::{Histogram, exponential_buckets};
 use prometheus_client::registry::Registry;
 use tokio::sync::broadcast;
 use tracing::Instrument as _;
@@ -56,6 +55,7 @@ use super::leader::LeaderGate;
 use super::metrics::Metrics;
 use super::object::CachedObject;
 use super::output;
+use super::queue::ControllerQueue;
 use super::secrets::SecretScope;
 use capt_host_core::error_chain;
 use capt_host_core::rounds::{self, RoundError};
@@ -132,7 +132,6 @@ pub(crate) async fn reconcile(
     );
     async move {
         let kind = info.api_resource.kind.as_str();
-        let _timer = ctx.metrics.reconcile.start(kind, policy.version());
         let key = ObjectKey::of(&trigger);
         let outcome = match object.unreadable() {
             // A poison object (see `poison`): only its own reconciles fail.
@@ -170,9 +169,11 @@ pub(crate) async fn reconcile(
     .await
 }
 
-/// The controller's error policy: requeue after the trigger's backoff.
+/// The controller's error policy: requeue after the trigger's backoff (counted as a retry of
+/// `queue`).
 pub(crate) fn error_policy(
     info: &KindInfo,
+    queue: &ControllerQueue,
     object: Arc<CachedObject>,
     error: &ReconcileError,
     ctx: Arc<Context>,
@@ -180,6 +181,7 @@ pub(crate) fn error_policy(
     if matches!(error, ReconcileError::NotLeader) {
         return Action::await_change();
     }
+    queue.retried();
     let key = info.object_key(&*object);
     let failures = lock(&ctx.index).failures(&key).max(1);
     Action::requeue(ctx.retry.delay(failures, error.is_transient()))
@@ -324,50 +326,28 @@ struct ResultLabels {
 }
 
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
-struct VersionLabels {
-    kind: String,
-    module_version: String,
-}
-
-#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 struct ErrorLabels {
     kind: String,
     error: &'static str,
 }
 
-#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
-struct KindLabels {
-    kind: String,
-}
-
-/// A histogram family of reconcile durations.
-type DurationFamily = Family<VersionLabels, Histogram, fn() -> Histogram>;
-
-/// Metrics of the reconciles.
+/// The policy's own metrics of the reconciles: what controller-runtime's families (see
+/// [`super::queue`]) do not say, the module version and what the reconcile did or why it
+/// failed.
 #[derive(Debug)]
 pub(crate) struct ReconcileMetrics {
     reconciles: Family<ResultLabels, Counter>,
     errors: Family<ErrorLabels, Counter>,
-    duration: DurationFamily,
-    in_flight: Family<KindLabels, Gauge>,
     index_triggers: Gauge,
     index_edges: Gauge,
 }
 
 impl ReconcileMetrics {
-    /// Registers `reconciles_total`, `reconcile_errors_total`,
-    /// `reconcile_duration_seconds`, `reconciles_in_flight` and the dependency index sizes.
+    /// Registers `reconciles_total`, `reconcile_errors_total` and the dependency index sizes.
     pub(crate) fn register(registry: &mut Registry) -> Self {
-        fn buckets() -> Histogram {
-            // 1 ms to about 16 s: gathering from the cache and a policy call take
-            // milliseconds; writes add API round trips; retries of a slow API add seconds.
-            Histogram::new(exponential_buckets(0.001, 2.0, 15))
-        }
         let metrics = Self {
             reconciles: Family::default(),
             errors: Family::default(),
-            duration: Family::new_with_constructor(buckets),
-            in_flight: Family::default(),
             index_triggers: Gauge::default(),
             index_edges: Gauge::default(),
         };
@@ -381,16 +361,6 @@ impl ReconcileMetrics {
             "reconcile_errors",
             "Failed reconciles, by trigger kind and error",
             metrics.errors.clone(),
-        );
-        registry.register(
-            "reconcile_duration_seconds",
-            "Duration of reconciles, by trigger kind and module version",
-            metrics.duration.clone(),
-        );
-        registry.register(
-            "reconciles_in_flight",
-            "Reconciles running now, by trigger kind",
-            metrics.in_flight.clone(),
         );
         registry.register(
             "dependency_index_triggers",
@@ -413,28 +383,6 @@ impl ReconcileMetrics {
             .set(i64::try_from(edges).unwrap_or(i64::MAX));
     }
 
-    /// Starts timing a reconcile; the time is recorded when the guard is dropped, however the
-    /// reconcile ends.
-    fn start(&self, kind: &str, module_version: &str) -> ReconcileTimer {
-        let in_flight = self
-            .in_flight
-            .get_or_create(&KindLabels { kind: kind.into() })
-            .clone();
-        in_flight.inc();
-        let histogram = self
-            .duration
-            .get_or_create(&VersionLabels {
-                kind: kind.into(),
-                module_version: module_version.into(),
-            })
-            .clone();
-        ReconcileTimer {
-            histogram,
-            in_flight,
-            start: Instant::now(),
-        }
-    }
-
     fn finished(&self, kind: &str, module_version: &str, result: ReconcileResult) {
         self.reconciles
             .get_or_create(&ResultLabels {
@@ -452,19 +400,5 @@ impl ReconcileMetrics {
                 error,
             })
             .inc();
-    }
-}
-
-/// Times one reconcile; see [`ReconcileMetrics::start`].
-struct ReconcileTimer {
-    histogram: Histogram,
-    in_flight: Gauge,
-    start: Instant,
-}
-
-impl Drop for ReconcileTimer {
-    fn drop(&mut self) {
-        self.histogram.observe(self.start.elapsed().as_secs_f64());
-        self.in_flight.dec();
     }
 }

@@ -10,7 +10,7 @@
 //! module has a new digest and is compiled anew) with a rename, and polls `/policy` until the
 //! new digest is active. Reported per swap: the wall time from the rename to the promotion, the
 //! operator's own breakdown (`last_swap`: debounce, read, load — compile or cache —, canary),
-//! the operator's CPU time, and reconcile durations (`capt_host_reconcile_duration_seconds`)
+//! the operator's CPU time, and reconcile durations (`controller_runtime_reconcile_time_seconds`)
 //! in three windows: before the swap, during it (rename to promotion) and after it (the
 //! re-reconcile of every trigger a promotion starts).
 //!
@@ -292,7 +292,7 @@ fn hex(bytes: &[u8]) -> String {
     bytes.iter().map(|b| format!("{b:02x}")).collect()
 }
 
-/// `capt_host_reconcile_duration_seconds`, summed over its labels: cumulative counts by upper
+/// `controller_runtime_reconcile_time_seconds`, summed over its labels: cumulative counts by upper
 /// bound (seconds), and the sum.
 struct Histogram {
     buckets: BTreeMap<u64, f64>,
@@ -302,7 +302,7 @@ struct Histogram {
 impl Histogram {
     /// Reads it from the operator's `/metrics`.
     async fn read(metrics_addr: &str) -> anyhow::Result<Self> {
-        const NAME: &str = "capt_host_reconcile_duration_seconds";
+        const NAME: &str = "controller_runtime_reconcile_time_seconds";
         let (_, text) = http_get(metrics_addr, "/metrics").await?;
         let mut histogram = Self {
             buckets: BTreeMap::new(),

@@ -206,7 +206,7 @@ impl Run {
             .or_else(|| non_empty_env("POD_NAME"))
             .unwrap_or_else(host_name);
         let connect = || {
-            let client = runtime.block_on(client(
+            let (client, host) = runtime.block_on(client(
                 kubeconfig.as_deref(),
                 operator_args.kube_api_timeout,
             ))?;
@@ -215,7 +215,7 @@ impl Run {
                 .clone()
                 .or_else(|| non_empty_env("POD_NAMESPACE"))
                 .unwrap_or_else(|| client.default_namespace().to_owned());
-            anyhow::Ok((client, lease_namespace))
+            anyhow::Ok((client, host, lease_namespace))
         };
         // The swaps connect before they load (to the verdicts); the embedded policy after it
         // loaded: settings it rejects stop the operator before it connects.
@@ -223,7 +223,7 @@ impl Run {
         let policy = match &module {
             // A module file: hot-swappable (unless --no-watch).
             Some(path) => {
-                let (client, lease_namespace) = connect()?;
+                let (client, host, lease_namespace) = connect()?;
                 let mut swap = SwapConfig::new(path);
                 swap.settings = settings.clone();
                 swap.watch = watch_module || !no_watch;
@@ -263,7 +263,7 @@ impl Run {
                 // Not in an async task: the verdicts are looked up and written blocking.
                 let swapper = Swapper::load(&engine, swap)
                     .with_context(|| format!("could not load the policy {}", path.display()))?;
-                connected = Some((client, lease_namespace));
+                connected = Some((client, host, lease_namespace));
                 Policies::Swapped(Box::new(swapper))
             }
             None => {
@@ -287,7 +287,7 @@ impl Run {
         let current = policy.slot().current();
         let name = current.metadata().name.clone();
         tracing::info!(policy = %name, version = current.version(), "policy loaded");
-        let (client, lease_namespace) = match connected {
+        let (client, host, lease_namespace) = match connected {
             Some(connected) => connected,
             None => connect()?,
         };
@@ -299,6 +299,7 @@ impl Run {
             access.configure(&mut config);
             let lease_name = operator_args.leader_election_id.clone().unwrap_or(name);
             operator_args.configure(&mut config, &lease_name, &lease_namespace);
+            config.api.host = host;
             let operator = match policy {
                 Policies::Fixed(slot) => {
                     let mut operator = Operator::builder(client, config, slot);
@@ -540,8 +541,11 @@ impl Policies {
 /// A client for `kubeconfig` (files separated like `$PATH`), else the in-cluster
 /// configuration, else the default kubeconfig; checked by asking the API server its version
 /// (within `timeout`), so that an unreachable server is reported as such, with its URL and
-/// kubeconfig context.
-async fn client(kubeconfig: Option<&str>, timeout: Duration) -> anyhow::Result<kube::Client> {
+/// kubeconfig context. With the server's `host[:port]`.
+async fn client(
+    kubeconfig: Option<&str>,
+    timeout: Duration,
+) -> anyhow::Result<(kube::Client, String)> {
     let options = KubeConfigOptions::default();
     let (config, context) = match kubeconfig {
         Some(paths) => {
@@ -578,6 +582,11 @@ async fn client(kubeconfig: Option<&str>, timeout: Duration) -> anyhow::Result<k
         Some(context) => format!("{} (kubeconfig context {context})", config.cluster_url),
         None => config.cluster_url.to_string(),
     };
+    let host = config
+        .cluster_url
+        .authority()
+        .map(ToString::to_string)
+        .unwrap_or_default();
     let client = kube::Client::try_from(config).context("could not build the Kubernetes client")?;
     let unreachable = || format!("could not connect to the Kubernetes API server at {target}");
     let version = tokio::time::timeout(timeout, client.apiserver_version())
@@ -586,7 +595,7 @@ async fn client(kubeconfig: Option<&str>, timeout: Duration) -> anyhow::Result<k
         .with_context(unreachable)?
         .with_context(unreachable)?;
     tracing::info!(server = %target, version = %version.git_version, "connected to the API server");
-    Ok(client)
+    Ok((client, host))
 }
 
 /// Resolves on SIGTERM or SIGINT.

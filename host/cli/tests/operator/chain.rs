@@ -190,8 +190,32 @@ async fn the_full_chain_converges_on_every_object_including_the_cluster() {
             &[("subresource", "status")]
         ) >= 1.0
     );
-    assert_eq!(metric(&text, "capt_host_leader", &[]), 1.0);
-    assert!(text.contains("capt_host_reconcile_duration_seconds_bucket"));
+    let controller = [("controller", "captcluster")];
+    assert!(
+        metric(
+            &text,
+            "controller_runtime_reconcile_total",
+            &[("controller", "captcluster"), ("result", "requeue_after")]
+        ) > 0.0,
+        "the policy requeues a cluster it watches"
+    );
+    assert!(metric(&text, "workqueue_adds_total", &controller) > 0.0);
+    assert_eq!(metric(&text, "workqueue_depth", &controller), 0.0);
+    assert!(
+        metric(
+            &text,
+            "controller_runtime_reconcile_time_seconds_count",
+            &controller
+        ) > 0.0
+    );
+    assert!(
+        metric(
+            &text,
+            "rest_client_requests_total",
+            &[("code", "200"), ("method", "GET")]
+        ) > 0.0
+    );
+    assert!(metric(&text, "process_cpu_seconds_total", &[]) > 0.0);
     assert!(text.contains("capt_host_guest_call_duration_seconds_count"));
 
     operator.shutdown().await.expect("a clean shutdown");

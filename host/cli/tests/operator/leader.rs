@@ -69,9 +69,15 @@ async fn only_the_leader_writes_and_a_standby_takes_over_after_a_graceful_shutdo
         0.0
     );
     assert_eq!(metric(&standby_metrics, "capt_host_events_total", &[]), 0.0);
-    assert_eq!(metric(&standby_metrics, "capt_host_leader", &[]), 0.0);
+    assert_eq!(
+        metric(&standby_metrics, "leader_election_master_status", &[]),
+        0.0
+    );
     assert!(metric(&leader.metrics(), "capt_host_patches_total", &[]) > 0.0);
-    assert_eq!(metric(&leader.metrics(), "capt_host_leader", &[]), 1.0);
+    assert_eq!(
+        metric(&leader.metrics(), "leader_election_master_status", &[]),
+        1.0
+    );
     let events = capt.events_about("CAPTCluster", "demo");
     assert!(!events.is_empty());
     assert!(
