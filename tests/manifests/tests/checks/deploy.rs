@@ -268,6 +268,30 @@ fn named_table(
         .collect()
 }
 
+/// Checks that the Role `name` in capt-system grants exactly `expected` and that a RoleBinding
+/// of the same name binds it to the operator's ServiceAccount.
+fn role_bound_to_the_operator(name: &str, expected: &BTreeSet<(String, String, String, String)>) {
+    let role = object("Role", name);
+    assert_eq!(
+        support::str_at(&role, "metadata.namespace"),
+        Some(NAMESPACE)
+    );
+    assert_eq!(&grants(&role), expected, "{name}");
+    let binding = object("RoleBinding", name);
+    assert_eq!(
+        support::str_at(&binding, "metadata.namespace"),
+        Some(NAMESPACE)
+    );
+    assert_eq!(
+        binding["roleRef"],
+        json!({"apiGroup": "rbac.authorization.k8s.io", "kind": "Role", "name": name})
+    );
+    assert_eq!(
+        binding["subjects"],
+        json!([{"kind": "ServiceAccount", "name": SERVICE_ACCOUNT, "namespace": NAMESPACE}])
+    );
+}
+
 fn container() -> Value {
     let deployment = object("Deployment", "capt-status");
     let containers = support::at(&deployment, "spec.template.spec.containers")
@@ -475,48 +499,15 @@ fn secrets_are_granted_only_by_the_secret_reader_role_which_deploy_binds_nowhere
 
 #[test]
 fn the_leader_election_role_grants_only_leases_in_capt_system() {
-    let role = object("Role", "capt-status-leader-election");
-    assert_eq!(
-        support::str_at(&role, "metadata.namespace"),
-        Some(NAMESPACE)
-    );
-    assert_eq!(grants(&role), table(LEADER_ELECTION_ROLE));
-    let binding = object("RoleBinding", "capt-status-leader-election");
-    assert_eq!(
-        support::str_at(&binding, "metadata.namespace"),
-        Some(NAMESPACE)
-    );
-    assert_eq!(
-        binding["roleRef"],
-        json!({"apiGroup": "rbac.authorization.k8s.io", "kind": "Role", "name": "capt-status-leader-election"})
-    );
-    assert_eq!(
-        binding["subjects"],
-        json!([{"kind": "ServiceAccount", "name": SERVICE_ACCOUNT, "namespace": NAMESPACE}])
-    );
+    role_bound_to_the_operator("capt-status-leader-election", &table(LEADER_ELECTION_ROLE));
     object("ServiceAccount", SERVICE_ACCOUNT);
 }
 
 #[test]
 fn the_policy_verdicts_role_grants_only_the_verdicts_config_map_in_capt_system() {
-    let role = object("Role", "capt-status-policy-verdicts");
-    assert_eq!(
-        support::str_at(&role, "metadata.namespace"),
-        Some(NAMESPACE)
-    );
-    assert_eq!(grants(&role), named_table(POLICY_VERDICTS_ROLE));
-    let binding = object("RoleBinding", "capt-status-policy-verdicts");
-    assert_eq!(
-        support::str_at(&binding, "metadata.namespace"),
-        Some(NAMESPACE)
-    );
-    assert_eq!(
-        binding["roleRef"],
-        json!({"apiGroup": "rbac.authorization.k8s.io", "kind": "Role", "name": "capt-status-policy-verdicts"})
-    );
-    assert_eq!(
-        binding["subjects"],
-        json!([{"kind": "ServiceAccount", "name": SERVICE_ACCOUNT, "namespace": NAMESPACE}])
+    role_bound_to_the_operator(
+        "capt-status-policy-verdicts",
+        &named_table(POLICY_VERDICTS_ROLE),
     );
     // The container keeps the default name the Role grants.
     let args = strings(container().get("args"));
