@@ -1,8 +1,11 @@
 //! Benchmark: the operator (`capt-host run`, a separate process) converging N clusters against
-//! an in-process API server, then idling in steady state.
+//! an API server, then idling in steady state. The server is the in-process test double
+//! (`--api-server double`, the default) or the real kube-apiserver and etcd (`--api-server
+//! real`, built from the pinned Go modules by `tests/kube/build.sh` on first use).
 //!
 //! For each size N the harness
-//! 1. starts an `inproc-apiserver` on `127.0.0.1:PORT` with the CAPT CRDs;
+//! 1. starts the server with the CRDs (the double on `127.0.0.1:PORT`; the real server on
+//!    free ports, with the CRDs as their projects publish them);
 //! 2. creates N clusters, each a Cluster, a CAPTCluster, a CAPTControlPlane, two
 //!    WorkspaceTemplateApplies (applied), two Workspaces (Ready, with outputs) and the control
 //!    plane's connection Secret: Crossplane's work is already done, so what is measured is
@@ -13,18 +16,21 @@
 //!    CAPTControlPlane is ready and every Cluster has `infrastructureReady` and
 //!    `controlPlaneReady` (wall time from the spawn, so it includes the process start and
 //!    the policy's compile);
-//! 4. reads the operator's reconcile count (`/metrics`), the server's write counters, the
+//! 4. reads the operator's reconcile count (`/metrics`), the server's request counters (the
+//!    double's own; kube-apiserver's `apiserver_request_total`), the
 //!    operator's peak RSS (`VmHWM`) and CPU time (`utime + stime`) from `/proc/PID`;
 //! 5. lets it idle for the steady-state window and reads the same figures again.
 //!
-//! Results are merged (by N) into a JSON file, printed as a Markdown table, and drawn as a
+//! Results are merged (by N) into a JSON file per server, printed as a Markdown table, and drawn as a
 //! log-log plot of each figure's growth relative to the smallest N (`--svg`).
 //!
 //! `cargo bench -p capt-host --bench operator_scale -- --clusters 100,1000 --steady 60
-//!  [--port 16443] [--timeout 600] [--results FILE] [--svg docs/benchmarks-scaling.svg]`
+//!  [--api-server double|real] [--port 16443] [--timeout 600] [--results FILE]
+//!  [--svg docs/benchmarks-scaling.svg]`
 //! `cargo bench -p capt-host --bench operator_scale -- --clusters none --svg FILE` redraws the
 //! plot from the results file alone. Relative paths are relative to the workspace root.
 
+mod backend;
 #[path = "../support/cluster.rs"]
 mod cluster;
 mod plot;
@@ -36,10 +42,10 @@ use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
 use anyhow::Context as _;
-use inproc_apiserver::{ApiServer, ServerConfig};
 use serde::{Deserialize, Serialize};
 
-use self::cluster::{count_converged, install_crds, populate};
+use self::backend::Backend;
+use self::cluster::populate;
 use self::process::{Operator, cpu_seconds, free_local_addr, http_get};
 
 /// Objects created per cluster (Cluster, CAPTCluster, CAPTControlPlane, 2 applies,
@@ -52,12 +58,14 @@ struct Options {
     clusters: Vec<usize>,
     /// The steady-state window.
     steady: Duration,
-    /// The API server's port.
+    /// The API server the operator runs against.
+    api_server: backend::Kind,
+    /// The test double's port.
     port: u16,
     /// How long a size may take to converge before it is reported as not converged.
     timeout: Duration,
-    /// The results file (JSON, merged by cluster count).
-    results: PathBuf,
+    /// The results file (JSON, merged by cluster count); by default one per API server.
+    results: Option<PathBuf>,
     /// Where to draw the scaling plot, if anywhere.
     svg: Option<PathBuf>,
     /// Extra environment of the operator process (`--operator-env K=V`, repeatable), for
@@ -67,13 +75,13 @@ struct Options {
 
 impl Options {
     fn parse() -> anyhow::Result<Self> {
-        let target = Path::new(env!("CARGO_MANIFEST_DIR")).join("../target/bench-results");
         let mut options = Self {
             clusters: vec![100, 1000],
             steady: Duration::from_secs(60),
+            api_server: backend::Kind::Double,
             port: 16443,
             timeout: Duration::from_secs(600),
-            results: target.join("operator_scale.json"),
+            results: None,
             svg: None,
             operator_env: vec![],
         };
@@ -93,9 +101,10 @@ impl Options {
                     };
                 }
                 "--steady" => options.steady = Duration::from_secs(value()?.parse()?),
+                "--api-server" => options.api_server = backend::Kind::parse(&value()?)?,
                 "--port" => options.port = value()?.parse()?,
                 "--timeout" => options.timeout = Duration::from_secs(value()?.parse()?),
-                "--results" => options.results = from_workspace(value()?),
+                "--results" => options.results = Some(from_workspace(value()?)),
                 "--svg" => options.svg = Some(from_workspace(value()?)),
                 "--operator-env" => {
                     let pair = value()?;
@@ -107,6 +116,20 @@ impl Options {
             }
         }
         Ok(options)
+    }
+
+    /// The results file: `--results`, or `target/bench-results/operator_scale.json` for the
+    /// double and `operator_scale-real.json` for the real server.
+    fn results(&self) -> PathBuf {
+        self.results.clone().unwrap_or_else(|| {
+            let file = match self.api_server {
+                backend::Kind::Double => "operator_scale.json".to_owned(),
+                real => format!("operator_scale-{}.json", real.name()),
+            };
+            Path::new(env!("CARGO_MANIFEST_DIR"))
+                .join("../target/bench-results")
+                .join(file)
+        })
     }
 }
 
@@ -162,13 +185,17 @@ pub struct RunResult {
 fn main() -> anyhow::Result<()> {
     let options = Options::parse()?;
     let runtime = tokio::runtime::Runtime::new()?;
-    let mut results = load_results(&options.results)?;
+    let results_file = options.results();
+    let mut results = load_results(&results_file)?;
     for &clusters in &options.clusters {
-        eprintln!("== {clusters} clusters");
+        eprintln!(
+            "== {clusters} clusters ({} API server)",
+            options.api_server.name()
+        );
         let result = runtime.block_on(run(clusters, &options))?;
         eprintln!("{}", serde_json::to_string_pretty(&result)?);
         results.insert(clusters, result);
-        save_results(&options.results, &results)?;
+        save_results(&results_file, &results)?;
     }
     println!("{}", table(&results));
     if let Some(svg) = &options.svg {
@@ -214,30 +241,22 @@ fn save_results(path: &Path, results: &BTreeMap<usize, RunResult>) -> anyhow::Re
 
 /// One size: populate, converge, steady state.
 async fn run(clusters: usize, options: &Options) -> anyhow::Result<RunResult> {
-    let config = ServerConfig {
-        port: options.port,
-        // Room for the population's and the convergence's changes, so that a watch that
-        // reconnects resumes instead of re-listing (a real API server keeps minutes of them).
-        history_capacity: 400_000,
-        ..ServerConfig::default()
-    };
-    let server = ApiServer::start_with(config).await?;
-    install_crds(&server.client()).await?;
+    let mut server = Backend::start(options.api_server, options.port).await?;
 
     let start = Instant::now();
     populate(&server.client(), clusters).await?;
     let populate_s = start.elapsed().as_secs_f64();
     eprintln!("created {clusters} clusters in {populate_s:.1} s");
 
-    let kubeconfig = std::env::temp_dir().join(format!(
+    let scratch = std::env::temp_dir().join(format!(
         "capt-bench-{}-{clusters}.kubeconfig",
         std::process::id()
     ));
-    std::fs::write(&kubeconfig, server.kubeconfig_yaml())?;
+    let kubeconfig = server.kubeconfig(&scratch)?;
     let metrics_addr = free_local_addr()?;
     let probe_addr = free_local_addr()?;
     let log = std::env::temp_dir().join(format!("capt-bench-operator-{clusters}.log"));
-    server.reset_requests();
+    server.reset_requests().await?;
     let harness_cpu_start = cpu_seconds("self")?;
     let start = Instant::now();
     let mut operator = Operator::spawn(
@@ -249,8 +268,12 @@ async fn run(clusters: usize, options: &Options) -> anyhow::Result<RunResult> {
         &log,
     )?;
 
-    let store = server.store();
-    let poll = Duration::from_millis((clusters as u64 / 10).clamp(100, 1000));
+    // The real server is polled through its API (three lists): less often, so that the
+    // polling does not take the operator's CPU.
+    let poll = match options.api_server {
+        backend::Kind::Double => Duration::from_millis((clusters as u64 / 10).clamp(100, 1000)),
+        backend::Kind::Real => Duration::from_millis((clusters as u64 / 2).clamp(200, 5000)),
+    };
     let mut ready: Option<(f64, f64)> = None;
     let (converge_s, converged) = loop {
         tokio::time::sleep(poll).await;
@@ -262,7 +285,7 @@ async fn run(clusters: usize, options: &Options) -> anyhow::Result<RunResult> {
         {
             ready = Some((start.elapsed().as_secs_f64(), operator.rss_mib()?));
         }
-        let converged = count_converged(&store);
+        let converged = server.count_converged().await?;
         if converged == clusters {
             break (Some(start.elapsed().as_secs_f64()), converged);
         }
@@ -272,21 +295,11 @@ async fn run(clusters: usize, options: &Options) -> anyhow::Result<RunResult> {
         }
     };
     let harness_cpu_s = cpu_seconds("self")? - harness_cpu_start;
-    let requests = server.requests();
-    let (writes, reads) = (requests.writes(), requests.total() - requests.writes());
-    let mut writes_by_resource = BTreeMap::new();
-    for (key, count) in requests.entries() {
-        if key.verb.is_write() {
-            let sub = key.subresource.as_deref().map(|s| format!("/{s}"));
-            let name = format!(
-                "{} {}{}",
-                key.verb.as_str(),
-                key.resource,
-                sub.unwrap_or_default()
-            );
-            *writes_by_resource.entry(name).or_default() += count;
-        }
-    }
+    let backend::Requests {
+        writes,
+        reads,
+        writes_by_resource,
+    } = server.requests().await?;
     let reconciles = operator.reconciles(&metrics_addr).await?;
     let reconciles_by_result = operator.reconciles_by_result(&metrics_addr).await?;
     let conflicts = operator
@@ -298,16 +311,16 @@ async fn run(clusters: usize, options: &Options) -> anyhow::Result<RunResult> {
         "converged {converged}/{clusters} in {converge_s:?} s: {reconciles} reconciles, {writes} writes, {cpu_s:.1} s CPU, {peak_rss_mib:.0} MiB"
     );
 
-    server.reset_requests();
+    server.reset_requests().await?;
     tokio::time::sleep(options.steady).await;
     operator.check_alive(&log)?;
-    let requests = server.requests();
+    let requests = server.requests().await?;
     let steady_reconciles = operator.reconciles(&metrics_addr).await? - reconciles;
     let steady_cpu_s = operator.cpu_seconds()? - cpu_s;
     let steady_peak_rss_mib = operator.peak_rss_mib()?;
     operator.stop();
     server.shutdown().await;
-    let _ = std::fs::remove_file(&kubeconfig);
+    let _ = std::fs::remove_file(&scratch);
     Ok(RunResult {
         clusters,
         objects: clusters * OBJECTS_PER_CLUSTER,
@@ -326,8 +339,8 @@ async fn run(clusters: usize, options: &Options) -> anyhow::Result<RunResult> {
         harness_cpu_s,
         peak_rss_mib,
         steady_s: options.steady.as_secs_f64(),
-        steady_writes: requests.writes(),
-        steady_reads: requests.total() - requests.writes(),
+        steady_writes: requests.writes,
+        steady_reads: requests.reads,
         steady_reconciles,
         steady_cpu_s,
         steady_peak_rss_mib,

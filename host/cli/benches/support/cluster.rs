@@ -2,10 +2,13 @@
 //! and N clusters created through its API, as the simulated CAPT world (`capt-status-sim`)
 //! builds them once Crossplane has finished.
 
+use std::collections::HashMap;
+
 use capt_host_operator::manifests;
 use futures::{StreamExt as _, TryStreamExt as _};
 use inproc_apiserver::StoreReader;
 use kube::Client;
+use serde_json::Value;
 
 /// Requests in flight while the harness creates the clusters.
 const POPULATE_CONCURRENCY: usize = 32;
@@ -34,18 +37,34 @@ pub async fn populate(client: &Client, clusters: usize) -> anyhow::Result<()> {
     Ok(())
 }
 
-/// Clusters whose CAPTCluster and CAPTControlPlane are ready and whose Cluster says so.
+/// Clusters whose CAPTCluster and CAPTControlPlane are ready and whose Cluster says so, in
+/// the test double's store.
 pub fn count_converged(store: &StoreReader) -> usize {
     let stored = |kind: kube::api::ApiResource| {
-        store
-            .list_dynamic(&kind.api_version, &kind.plural, Some("default"))
+        store.list_dynamic(&kind.api_version, &kind.plural, Some("default"))
+    };
+    count_converged_among(
+        stored(capt_status_sim::kinds::cluster()),
+        stored(capt_status_sim::kinds::capt_cluster()),
+        stored(capt_status_sim::kinds::control_plane()),
+    )
+}
+
+/// Clusters (matched by name across the three lists) whose three objects are converged
+/// ([`capt_status_sim::converged`]).
+pub fn count_converged_among(
+    clusters: Vec<Value>,
+    capt_clusters: Vec<Value>,
+    control_planes: Vec<Value>,
+) -> usize {
+    let by_name = |objects: Vec<Value>| {
+        objects
             .into_iter()
             .filter_map(|o| Some((o.pointer("/metadata/name")?.as_str()?.to_owned(), o)))
-            .collect::<std::collections::HashMap<_, _>>()
+            .collect::<HashMap<_, _>>()
     };
-    let capt_clusters = stored(capt_status_sim::kinds::capt_cluster());
-    let control_planes = stored(capt_status_sim::kinds::control_plane());
-    stored(capt_status_sim::kinds::cluster())
+    let (capt_clusters, control_planes) = (by_name(capt_clusters), by_name(control_planes));
+    by_name(clusters)
         .iter()
         .filter(|(name, cluster)| {
             capt_status_sim::converged(
