@@ -1,8 +1,10 @@
 //! What a provider's evaluation concludes: ready, blocked (and how), or terminally failed; the
 //! deadlines that bound the current wait; and the requeue that follows from both.
 
+use capt_policy::duration::format_millis;
+
 use crate::settings::Settings;
-use crate::time::{Millis, format_duration, format_timestamp};
+use crate::time::{Millis, format_timestamp};
 
 /// How a blocked state behaves.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -149,7 +151,7 @@ impl Deadlines {
             at,
             message: format!(
                 "{what} within {} (waiting since {})",
-                format_duration(timeout_millis),
+                format_millis(timeout_millis),
                 format_timestamp(since)
             ),
         });

@@ -2,7 +2,7 @@
 
 use serde::{Deserialize, Deserializer, Serialize, Serializer};
 
-use crate::time::{format_duration, parse_duration};
+use capt_policy::duration::{format_millis, parse};
 
 /// A duration written as a Go-style string in settings (`15m`).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
@@ -17,16 +17,17 @@ impl Duration {
 
 impl Serialize for Duration {
     fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
-        s.serialize_str(&format_duration(self.0))
+        s.serialize_str(&format_millis(self.0))
     }
 }
 
 impl<'de> Deserialize<'de> for Duration {
     fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
         let text = String::deserialize(d)?;
-        parse_duration(&text)
-            .map(Duration)
-            .map_err(serde::de::Error::custom)
+        let parsed = parse(&text).map_err(serde::de::Error::custom)?;
+        Ok(Duration(
+            u64::try_from(parsed.as_millis()).map_err(serde::de::Error::custom)?,
+        ))
     }
 }
 

@@ -9,6 +9,7 @@
 //! Built for wasm32 with the `guest` feature, `guest` also exports any Rust policy as a component
 //! (`export_policy!`), so guests need no glue of their own.
 
+pub mod duration;
 #[cfg(all(target_arch = "wasm32", feature = "guest"))]
 pub mod guest;
 

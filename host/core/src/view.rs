@@ -6,7 +6,7 @@ use capt_policy::{Event, EventType, KindRef, ObjectRef, Patch, Response, Subreso
 use serde::Serialize;
 use serde_json::Value;
 
-use crate::scenario::duration::format_millis;
+use capt_policy::duration::format_millis;
 
 /// An [`ObjectRef`]: `{apiVersion, kind, namespace?, name}`.
 #[derive(Debug, Serialize)]

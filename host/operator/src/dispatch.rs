@@ -26,7 +26,6 @@ use kube::ResourceExt as _;
 use kube::runtime::reflector::{ObjectRef as StoreRef, Store};
 use kube::runtime::watcher::Event;
 
-use super::cache::Cache;
 use super::echo::{Change, OwnWrites};
 use super::index::TriggerIndex;
 use super::kinds::{KindInfo, KindKey, Kinds, ObjectKey};
@@ -121,13 +120,8 @@ impl Dispatcher {
     }
 
     /// Starts a term: requests go to `senders` from now on, starting with every trigger
-    /// object in `cache`.
-    pub(crate) fn begin_term(&self, senders: TermSenders, cache: &Cache) {
-        self.begin_term_with(senders, |kind| cache.store(kind));
-    }
-
-    /// [`Dispatcher::begin_term`] with the trigger kinds' stores given by `store_of`.
-    fn begin_term_with<'a>(
+    /// object in the trigger kinds' stores, given by `store_of` (the cache's).
+    pub(crate) fn begin_term<'a>(
         &self,
         senders: TermSenders,
         store_of: impl Fn(&KindKey) -> Option<&'a Store<CachedObject>>,
@@ -333,7 +327,7 @@ mod tests {
             let queue =
                 ControllerMetrics::register(&mut Registry::default()).controller("thing", 1);
             let senders = TermSenders::from([(thing.key(), Requests::new(sender, queue))]);
-            dispatcher.begin_term_with(senders, |_| None);
+            dispatcher.begin_term(senders, |_| None);
             let writer = Writer::new(dep.api_resource.clone());
             Self {
                 dispatcher,

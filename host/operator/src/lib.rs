@@ -687,7 +687,7 @@ impl Term<'_> {
             .instrument(tracing::info_span!("controller", kind = %info.key()));
             controllers.push(controller);
         }
-        dispatcher.begin_term(senders, &ctx.cache);
+        dispatcher.begin_term(senders, |kind| ctx.cache.store(kind));
         let mut controllers = std::pin::pin!(futures::future::join_all(controllers));
         let end = tokio::select! {
             () = ctx.gate.closed() => {

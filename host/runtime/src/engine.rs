@@ -38,7 +38,6 @@ use wasmtime::{
 use crate::bindings::Policy as PolicyWorld;
 use crate::bindings::capt::policy::log::{Host as LogHost, Level};
 use crate::compile::{CompileLimits, CompileWorker};
-use crate::wasm::LoadError;
 use capt_host_core::PolicyError;
 use capt_host_core::text::truncate;
 
@@ -156,23 +155,29 @@ struct Inner {
     compile_worker: Option<CompileWorker>,
 }
 
+/// The wasm engine could not be set up (not specific to any module): Cranelift is not
+/// available for this machine, or the pooling allocator could not reserve its memory.
+#[derive(Debug, thiserror::Error)]
+#[error("could not set up the wasm engine")]
+pub struct EngineError(#[source] pub(crate) capt_host_core::BoxError);
+
 impl Engine {
     /// Builds an engine enforcing `limits`: component model, Cranelift, epoch interruption
     /// and a pooling allocator sized from the limits, resetting memory the way
     /// [`detect_page_reset`] finds safe on this machine.
-    pub fn new(limits: Limits) -> Result<Self, LoadError> {
+    pub fn new(limits: Limits) -> Result<Self, EngineError> {
         Self::with_page_reset(limits, detect_page_reset())
     }
 
     /// Like [`Engine::new`], with the memory reset chosen by the caller (benchmarks and tests
     /// compare both; an embedder that knows its memory cannot be swapped may skip the check).
-    pub fn with_page_reset(limits: Limits, page_reset: ResetChoice) -> Result<Self, LoadError> {
+    pub fn with_page_reset(limits: Limits, page_reset: ResetChoice) -> Result<Self, EngineError> {
         Self::build(limits, page_reset, None)
     }
 
     /// Like [`Engine::new`], compiling modules in processes started by `worker`, each under
     /// [`Limits::compile`]'s memory and time budget (see [`crate::compile`]).
-    pub fn with_compile_worker(limits: Limits, worker: CompileWorker) -> Result<Self, LoadError> {
+    pub fn with_compile_worker(limits: Limits, worker: CompileWorker) -> Result<Self, EngineError> {
         Self::build(limits, detect_page_reset(), Some(worker))
     }
 
@@ -180,7 +185,7 @@ impl Engine {
         limits: Limits,
         page_reset: ResetChoice,
         compile_worker: Option<CompileWorker>,
-    ) -> Result<Self, LoadError> {
+    ) -> Result<Self, EngineError> {
         let mut pool = PoolingAllocationConfig::default();
         // One slot per concurrent call; a call holds one component instance.
         pool.total_component_instances(limits.concurrent_calls);
@@ -212,13 +217,13 @@ impl Engine {
 
         let mut config = code_config();
         config.allocation_strategy(InstanceAllocationStrategy::Pooling(pool));
-        let engine = wasmtime::Engine::new(&config).map_err(|e| LoadError::Engine(e.into()))?;
+        let engine = wasmtime::Engine::new(&config).map_err(|e| EngineError(e.into()))?;
 
         let mut linker = Linker::new(&engine);
         PolicyWorld::add_to_linker::<CallState, HasSelf<CallState>>(&mut linker, |state| state)
-            .map_err(|e| LoadError::Engine(e.into()))?;
+            .map_err(|e| EngineError(e.into()))?;
 
-        spawn_ticker(&engine).map_err(|e| LoadError::Engine(e.into()))?;
+        spawn_ticker(&engine).map_err(|e| EngineError(e.into()))?;
         let slots = Arc::new(SlotGate::new(limits.concurrent_calls));
         Ok(Self {
             inner: Arc::new(Inner {

@@ -12,7 +12,7 @@ use wasmtime::component::Component;
 
 use crate::bindings::{Policy as PolicyWorld, PolicyPre};
 use crate::convert;
-use crate::engine::{self, CallStore, Engine};
+use crate::engine::{self, CallStore, Engine, EngineError};
 use crate::wasm::{self, LoadError};
 use capt_host_core::PolicyError;
 
@@ -44,7 +44,7 @@ impl PolicyInstance {
         let pre = PolicyPre::new(instance_pre).map_err(|e| LoadError::Link(e.into()))?;
         let mut call = engine
             .store(&Arc::from("(reused instance)"))
-            .map_err(|e| LoadError::Engine(e.into()))?;
+            .map_err(|e| LoadError::Engine(EngineError(e.into())))?;
         let world = pre
             .instantiate(&mut call.store)
             .map_err(|e| LoadError::Link(e.into()))?;

@@ -22,7 +22,9 @@ mod wasm;
 
 pub use compile::{CompileLimits, CompileWorker, Complexity, ComplexityMeasure};
 pub use compile_cache::{CompileCache, CompileCacheError};
-pub use engine::{Engine, Limits, PageReset, PoolMetrics, ResetChoice, pagemap_scan_available};
+pub use engine::{
+    Engine, EngineError, Limits, PageReset, PoolMetrics, ResetChoice, pagemap_scan_available,
+};
 pub use instance::PolicyInstance;
 pub use slot::{ActivePolicy, PolicySlot};
 pub use wasm::{Compilation, LoadError, WasmPolicy, WitItem};

@@ -19,7 +19,7 @@ use crate::bindings::{Policy as PolicyWorld, PolicyPre};
 use crate::compile::{self, COMPILE_MEMORY_FLAG, COMPILE_TIME_FLAG, ComplexityMeasure};
 use crate::compile_cache::CompileCache;
 use crate::convert;
-use crate::engine::{CallState, Engine};
+use crate::engine::{CallState, Engine, EngineError};
 use capt_host_core::text::hex;
 use capt_host_core::{BoxError, Policy, PolicyError};
 
@@ -33,8 +33,8 @@ const RECONCILER_EXPORT: &str = "capt:policy/reconciler";
 #[derive(Debug, thiserror::Error)]
 pub enum LoadError {
     /// The wasm engine could not be set up (not specific to any module).
-    #[error("could not set up the wasm engine")]
-    Engine(#[source] BoxError),
+    #[error(transparent)]
+    Engine(#[from] EngineError),
     /// The bytes are not WebAssembly at all.
     #[error("not a WebAssembly file (it does not start with the `\\0asm` magic number)")]
     NotWasm,

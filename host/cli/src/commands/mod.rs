@@ -243,7 +243,7 @@ pub fn byte_size(text: &str) -> Result<u64, String> {
 
 /// Parses a Go-style duration (`90s`, `5m`, `250ms`, `0`).
 pub fn duration(text: &str) -> Result<Duration, String> {
-    capt_host_core::scenario::duration::parse(text)
+    capt_policy::duration::parse(text).map_err(|error| error.to_string())
 }
 
 /// Loads the module at `path` (the embedded default policy when `None`) into a new engine

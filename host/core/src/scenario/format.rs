@@ -26,7 +26,7 @@ use serde::de::Error as _;
 use serde::{Deserialize, Deserializer};
 use serde_json::Value;
 
-use super::duration;
+use capt_policy::duration;
 
 /// One scenario: an initial world and steps that change it, reconcile and check.
 #[derive(Debug, Clone, Deserialize)]

@@ -10,7 +10,9 @@ use capt_policy::{KindRef, Metadata, Request, Response};
 use proptest::prelude::*;
 use proptest::sample::Index;
 
-use super::{Scenario, duration, files, run};
+use capt_policy::duration;
+
+use super::{Scenario, files, run};
 use crate::policy::{Policy, PolicyError};
 
 /// A policy triggered by the suite's kinds that answers every reconcile with nothing.

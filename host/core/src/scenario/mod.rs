@@ -1,8 +1,8 @@
 //! Scenario files: a YAML description of an initial world and of steps that change it,
-//! reconcile and check expectations ([`format`]); Go-style durations ([`duration`]); partial
-//! matching and diffs ([`matching`]); and the runner ([`runner`]).
+//! reconcile and check expectations ([`format`]), with Go-style durations
+//! ([`capt_policy::duration`]); partial matching and diffs ([`matching`]); and the runner
+//! ([`runner`]).
 
-pub mod duration;
 pub mod format;
 #[cfg(test)]
 mod fuzz;

@@ -338,7 +338,7 @@ fn check(world: &World, expect: &Expect, records: &[Record]) -> Vec<(String, Opt
                     "expected requeueAfter {requeue}, got {}",
                     response
                         .requeue_after_millis
-                        .map_or("none".into(), super::duration::format_millis)
+                        .map_or("none".into(), capt_policy::duration::format_millis)
                 ),
                 None,
             )),

@@ -19,7 +19,6 @@ use std::time::{Duration, Instant};
 
 use crate::embedded::{self, DEFAULT_POLICY};
 use anyhow::{Context as _, bail};
-use capt_host_core::scenario;
 use capt_host_operator::{Operator, OperatorConfig, RetryPolicy, manifests};
 use capt_host_runtime::{Engine, Limits};
 use capt_host_swap::{PolicyStatus, SwapConfig, Swapper};
@@ -48,10 +47,10 @@ const POLL: Duration = Duration::from_millis(200);
 #[derive(Debug, Args)]
 pub struct Demo {
     /// Give up after this long, e.g. 60s or 2m.
-    #[arg(long, value_name = "DURATION", default_value = "60s", value_parser = scenario::duration::parse)]
+    #[arg(long, value_name = "DURATION", default_value = "60s", value_parser = capt_policy::duration::parse)]
     timeout: Duration,
     /// How long the simulated Crossplane takes for each stage of a workspace.
-    #[arg(long, value_name = "DURATION", default_value = "1s", value_parser = scenario::duration::parse)]
+    #[arg(long, value_name = "DURATION", default_value = "1s", value_parser = capt_policy::duration::parse)]
     step: Duration,
     /// Once both are Ready, hot-swap the policy to this module (a `capt:policy` component), as
     /// a ConfigMap update would in a cluster: it is checked, canaried and promoted, or rejected
@@ -99,7 +98,7 @@ impl Demo {
                 Ok(result) => result.map(|()| ExitCode::SUCCESS),
                 Err(_) => bail!(
                     "the CAPTCluster and CAPTControlPlane were not both Ready within {}",
-                    scenario::duration::format_millis(
+                    capt_policy::duration::format_millis(
                         timeout.as_millis().try_into().unwrap_or(u64::MAX)
                     )
                 ),
