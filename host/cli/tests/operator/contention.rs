@@ -2,6 +2,9 @@
 //! controllers) is noticed: after a few overwrites in a row, one `SecondWriter` Warning event,
 //! one count in `capt_host_contested_objects_total`, and no more writes of that object for the
 //! back-off, however often the other writer changes it.
+//!
+//! On the test double only (not parameterised by backend): its request log counts the status
+//! patches.
 
 use std::time::Duration;
 
@@ -62,6 +65,7 @@ async fn a_second_writer_is_reported_once_and_not_fought() {
     let (operator, mut reconciles) = start_with(&server, config, native(keeps_ready)).await;
     let ready = || {
         capt.capt_cluster("fought")
+            .await
             .map(|c| c["status"]["ready"].clone())
             .unwrap_or(Value::Null)
     };
@@ -83,6 +87,7 @@ async fn a_second_writer_is_reported_once_and_not_fought() {
     overwrite(&capt, 3).await;
     let second_writer = || {
         capt.events_about("CAPTCluster", "fought")
+            .await
             .into_iter()
             .filter(|e| e.type_.as_deref() == Some("Warning"))
             .filter(|e| e.reason.as_deref() == Some("SecondWriter"))

@@ -2,6 +2,8 @@
 //! object the policy was not given, or without the resourceVersion it was given, is refused
 //! whole (not even its valid patches or its events are written), counted, and reported as a
 //! failed reconcile.
+//!
+//! On the test double only (not parameterised by backend): its request log proves nothing was sent.
 
 use capt_policy::{Error, Event, EventType, ObjectRef, Patch, Request, Response, Subresource};
 use inproc_apiserver::{ApiServer, Verb};
@@ -75,6 +77,7 @@ async fn refused(reconcile: fn(&Request) -> Result<Response, Error>, reason: &st
     let (operator, _) = start_with(&server, config("output"), native(reconcile)).await;
     let warnings = || {
         capt.events_about("CAPTCluster", "trigger")
+            .await
             .into_iter()
             .filter(|e| e.reason.as_deref() == Some("PatchRefused"))
             .collect::<Vec<_>>()
@@ -111,11 +114,15 @@ fn assert_nothing_written(server: &ApiServer, capt: &Capt) {
         "no patch was sent, not even the valid one"
     );
     for name in ["trigger", VICTIM] {
-        let object = capt.capt_cluster(name).expect("the CAPTCluster exists");
+        let object = capt
+            .capt_cluster(name)
+            .await
+            .expect("the CAPTCluster exists");
         assert_eq!(object.get("status"), None, "{name} is untouched: {object}");
     }
     let touched = capt
         .events_about("CAPTCluster", "trigger")
+        .await
         .into_iter()
         .filter(|e| e.reason.as_deref() == Some("Touched"))
         .count();

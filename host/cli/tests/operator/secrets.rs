@@ -1,5 +1,7 @@
 //! Secrets are read only in the trigger's namespace and in `secret_namespaces`
 //! (`--secret-namespaces`): a Secret elsewhere reaches the policy as missing, without a request.
+//!
+//! On the test double only (not parameterised by backend): its request log counts the Secret GETs.
 
 use std::time::Duration;
 
@@ -80,6 +82,7 @@ async fn given(config: OperatorConfig) -> (Value, f64) {
     let (operator, mut reconciles) = start_with(&server, config, policy).await;
     let status = || {
         capt.capt_cluster("reader")
+            .await
             .and_then(|c| c.get("status").cloned())
     };
     eventually("the policy to report what it was given", || async {
