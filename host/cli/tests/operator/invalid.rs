@@ -1,12 +1,15 @@
 //! An object the policy rejects: a Warning event (recorded once), backoff, and no harm to the
 //! rest; fixing the object fixes the reconcile.
+//!
+//! On the test double only (not parameterised by backend): the real server's CRD schema refuses
+//! the rejected object (`existingVpcId: 42`) before the policy could see it.
 
 use std::time::Duration;
 
 use kube::api::{Patch, PatchParams};
 use serde_json::json;
 
-use crate::common::{Backend, Capt, condition_of, config, eventually, metric, start, trace};
+use crate::common::{Capt, condition_of, config, eventually, metric, server, start, trace};
 
 crate::on_both_backends!(an_object_the_policy_rejects_is_a_warning_event_and_backoff_not_a_panic);
 
@@ -39,7 +42,8 @@ async fn an_object_the_policy_rejects_is_a_warning_event_and_backoff_not_a_panic
         || async { !warnings().await.is_empty() },
     )
     .await;
-    let warning = &warnings().await[0];
+    let first = warnings().await;
+    let warning = &first[0];
     let note = warning.note.as_deref().unwrap_or_default();
     assert!(
         note.contains("spec.existingVpcId must be a string"),

@@ -25,7 +25,8 @@
 //!   request log proves it) and exits non-zero; SIGTERM with a hung write drains within its
 //!   deadline and releases the Lease;
 //! - `liveness` (double: a hung request): `/healthz` fails while a reconcile is stuck;
-//! - `invalid` (both): an object the policy rejects is a Warning event and backoff, not a panic;
+//! - `invalid` (double: the real CRD schema refuses the object): an object the policy rejects is a
+//!   Warning event and backoff, not a panic;
 //! - `output` (double: proves nothing was sent with its request log): a response patching an object
 //!   the policy was not given, or without its resourceVersion, is refused and nothing of it is
 //!   written;

@@ -75,7 +75,7 @@ async fn refused(reconcile: fn(&Request) -> Result<Response, Error>, reason: &st
         create(&capt.capt_clusters, manifest).await;
     }
     let (operator, _) = start_with(&server, config("output"), native(reconcile)).await;
-    let warnings = || {
+    let warnings = || async {
         capt.events_about("CAPTCluster", "trigger")
             .await
             .into_iter()
@@ -83,7 +83,7 @@ async fn refused(reconcile: fn(&Request) -> Result<Response, Error>, reason: &st
             .collect::<Vec<_>>()
     };
     eventually("a PatchRefused Warning on the trigger", || async {
-        !warnings().is_empty()
+        !warnings().await.is_empty()
     })
     .await;
     let refusals = || {
@@ -100,13 +100,13 @@ async fn refused(reconcile: fn(&Request) -> Result<Response, Error>, reason: &st
         &[("kind", "CAPTCluster"), ("error", "refused_patch")],
     );
     assert!(errors >= 1.0, "a failed reconcile: {errors}");
-    let note = warnings()[0].note.clone().unwrap_or_default();
+    let note = warnings().await[0].note.clone().unwrap_or_default();
     assert!(note.contains("refused the policy's patch"), "{note}");
-    assert_nothing_written(&server, &capt);
+    assert_nothing_written(&server, &capt).await;
     operator.shutdown().await.expect("a clean shutdown");
 }
 
-fn assert_nothing_written(server: &ApiServer, capt: &Capt) {
+async fn assert_nothing_written(server: &ApiServer, capt: &Capt) {
     let requests = server.requests();
     assert_eq!(
         requests.count(Verb::Patch, "captclusters"),

@@ -104,7 +104,7 @@ async fn poison_objects_fail_only_their_own_reconciles_and_are_reported() {
 
     // Each unreadable trigger: a Warning event on it, and failed reconciles.
     for (name, _) in &unreadable {
-        let warnings = || {
+        let warnings = || async {
             capt.events_about("CAPTCluster", name)
                 .await
                 .into_iter()
@@ -113,10 +113,10 @@ async fn poison_objects_fail_only_their_own_reconciles_and_are_reported() {
         };
         eventually(
             &format!("an UnreadableObject Warning on {name}"),
-            || async { !warnings().is_empty() },
+            || async { !warnings().await.is_empty() },
         )
         .await;
-        let warning = &warnings()[0];
+        let warning = &warnings().await[0];
         assert_eq!(warning.type_.as_deref(), Some("Warning"));
         let note = warning.note.as_deref().unwrap_or_default();
         assert!(
