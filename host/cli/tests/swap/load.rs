@@ -46,13 +46,16 @@ async fn a_swap_under_load_loses_no_reconcile_and_every_object_shows_v2_after_it
         capt.provision_vpc(name).await;
     }
     eventually("the VPCs to be ready", || async {
-        CLUSTERS.iter().all(|name| {
-            capt.capt_cluster(name)
+        for name in CLUSTERS {
+            let ready = capt
+                .capt_cluster(name)
                 .await
-                .and_then(|c| condition_of(&c, "Ready"))
-                .as_deref()
-                == Some("False/WaitingForControlPlaneEndpoint")
-        })
+                .and_then(|c| condition_of(&c, "Ready"));
+            if ready.as_deref() != Some("False/WaitingForControlPlaneEndpoint") {
+                return false;
+            }
+        }
+        true
     })
     .await;
 
