@@ -11,11 +11,10 @@ use serde_json::json;
 
 use crate::common::{Capt, condition_of, config, eventually, metric, server, start, trace};
 
-crate::on_both_backends!(an_object_the_policy_rejects_is_a_warning_event_and_backoff_not_a_panic);
-
-async fn an_object_the_policy_rejects_is_a_warning_event_and_backoff_not_a_panic(backend: Backend) {
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_object_the_policy_rejects_is_a_warning_event_and_backoff_not_a_panic() {
     trace();
-    let server = backend.start().await;
+    let server = server().await;
     let capt = Capt::new(&server);
     let (operator, _) = start(&server, config("invalid")).await;
     // `existingVpcId` must be a string: the policy answers invalid-input.

@@ -27,8 +27,8 @@ pub enum Server {
     InProcess(ApiServer),
     /// The real server, with the operator's ServiceAccount client.
     Real {
-        /// The server.
-        server: KubeServer,
+        /// The server (boxed: it is much larger than the double's handle).
+        server: Box<KubeServer>,
         /// Authenticated as deploy/'s ServiceAccount.
         operator: Client,
         /// The namespace deploy/ installs the operator in.
@@ -53,7 +53,7 @@ impl Backend {
                 grants::bind_secret_reader(&server, &grants, "default").await;
                 let operator = grants::service_account(&server, &grants).await;
                 Server::Real {
-                    server,
+                    server: Box::new(server),
                     operator,
                     namespace: grants.namespace,
                 }
