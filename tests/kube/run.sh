@@ -1,8 +1,10 @@
 #!/usr/bin/env bash
 # Every test that needs the real kube-apiserver and etcd: builds or reuses the binaries
 # (tests/kube/build.sh; minutes the first time, then cached outside the clone), runs the
-# real-server tests (capt-host's tests/real), and ends with the plain line `N passed, M failed`.
-# Extra arguments go to the test binaries (a name filter, --nocapture...).
+# real-server tests (capt-host's tests/real, and the tests of tests/operator that run on both
+# backends, their `::real` half), and ends with the plain line `N passed, M failed`.
+# Extra arguments go to the test binaries (a name filter, --nocapture...); in tests/operator a
+# name filter selects tests in addition to `::real`.
 set -uo pipefail
 cd "$(dirname "$0")/../.."
 
@@ -11,6 +13,11 @@ log="$(mktemp)"
 trap 'rm -f "$log"' EXIT
 cargo test -p capt-host --test real -- "$@" 2>&1 | tee "$log"
 status=${PIPESTATUS[0]}
+cargo test -p capt-host --test operator -- ::real "$@" 2>&1 | tee -a "$log"
+operator_status=${PIPESTATUS[0]}
+if [[ $status -eq 0 ]]; then
+    status=$operator_status
+fi
 # Sum the `test result:` lines of every test binary (and doc tests).
 read -r passed failed < <(awk '/^test result:/ {
     for (i = 1; i <= NF; i++) {

@@ -4,7 +4,7 @@ use inproc_apiserver::Verb;
 use serde_json::json;
 
 use crate::common::{
-    Capt, condition_of, config, endpoint_url, eventually, http_get, metric, server, start,
+    Backend, Capt, condition_of, config, endpoint_url, eventually, http_get, metric, start,
 };
 
 /// The kinds the operator watches: it never GETs them one by one.
@@ -16,20 +16,24 @@ const CACHED: [&str; 5] = [
     "workspaces",
 ];
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn the_full_chain_converges_on_every_object_including_the_cluster() {
+crate::on_both_backends!(the_full_chain_converges_on_every_object_including_the_cluster);
+
+async fn the_full_chain_converges_on_every_object_including_the_cluster(backend: Backend) {
     crate::common::trace();
-    let server = server().await;
+    let server = backend.start().await;
     let capt = Capt::new(&server);
     let mut config = config("chain");
     config.metrics_addr = Some("127.0.0.1:0".parse().unwrap());
     config.probe_addr = Some("127.0.0.1:0".parse().unwrap());
     let (operator, _) = start(&server, config).await;
-    server.reset_requests();
+    if let Some(double) = server.in_process() {
+        double.reset_requests();
+    }
 
     capt.create("demo").await;
     eventually("the CAPTCluster to wait for its Workspace", || async {
         capt.capt_cluster("demo")
+            .await
             .and_then(|c| condition_of(&c, "Ready"))
             .as_deref()
             == Some("False/WaitingForWorkspace")
@@ -39,6 +43,7 @@ async fn the_full_chain_converges_on_every_object_including_the_cluster() {
     // The VPC is ready, but the endpoint only the control plane provides is not known yet.
     eventually("the VPC to be ready", || async {
         capt.capt_cluster("demo")
+            .await
             .and_then(|c| condition_of(&c, "Ready"))
             .as_deref()
             == Some("False/WaitingForControlPlaneEndpoint")
@@ -57,7 +62,7 @@ async fn the_full_chain_converges_on_every_object_including_the_cluster() {
         "ap-northeast-1d": {"controlPlane": true},
     });
 
-    let capt_cluster = capt.capt_cluster("demo").unwrap();
+    let capt_cluster = capt.capt_cluster("demo").await.unwrap();
     let status = &capt_cluster["status"];
     assert_eq!(status["ready"], true);
     assert_eq!(status["vpcId"], "vpc-demo");
@@ -76,7 +81,7 @@ async fn the_full_chain_converges_on_every_object_including_the_cluster() {
         Some("False/VPCCreated")
     );
 
-    let control_plane = capt.control_plane("demo").unwrap();
+    let control_plane = capt.control_plane("demo").await.unwrap();
     let status = &control_plane["status"];
     assert_eq!(control_plane["spec"]["controlPlaneEndpoint"], endpoint);
     assert_eq!(status["ready"], true);
@@ -89,7 +94,7 @@ async fn the_full_chain_converges_on_every_object_including_the_cluster() {
         Some("True/ControlPlaneReady")
     );
 
-    let cluster = capt.cluster("demo").unwrap();
+    let cluster = capt.cluster("demo").await.unwrap();
     let status = &cluster["status"];
     assert_eq!(cluster["spec"]["controlPlaneEndpoint"], endpoint);
     assert_eq!(status["infrastructureReady"], true);
@@ -107,7 +112,7 @@ async fn the_full_chain_converges_on_every_object_including_the_cluster() {
         ("CAPTCluster", "VPCCreated"),
         ("CAPTControlPlane", "ControlPlaneReady"),
     ] {
-        let events = capt.events_about(kind, "demo");
+        let events = capt.events_about(kind, "demo").await;
         let event = events
             .iter()
             .find(|e| e.reason.as_deref() == Some(reason))
@@ -117,47 +122,10 @@ async fn the_full_chain_converges_on_every_object_including_the_cluster() {
         assert_eq!(event.reporting_instance.as_deref(), Some("chain"));
     }
 
-    // Cached kinds are read from the cache; the Secret (not watched) with GETs only.
-    let requests = server.requests();
-    for plural in CACHED {
-        assert_eq!(requests.count(Verb::Get, plural), 0, "GETs of {plural}");
+    // The request log only the test double keeps.
+    if let Some(double) = server.in_process() {
+        requests_per_kind(double, &operator);
     }
-    assert!(
-        requests.count(Verb::Get, "secrets") > 0,
-        "the endpoint comes from the Secret"
-    );
-    assert_eq!(
-        requests.count(Verb::List, "secrets"),
-        0,
-        "Secrets are never listed"
-    );
-    assert_eq!(
-        requests.count(Verb::Watch, "secrets"),
-        0,
-        "Secrets are never watched"
-    );
-
-    // Writes per converged object: the operator patches the CAPTCluster, the CAPTControlPlane
-    // and the Cluster (the test only creates them).
-    let patches: u64 = ["captclusters", "captcontrolplanes", "clusters"]
-        .iter()
-        .map(|plural| requests.count(Verb::Patch, plural))
-        .sum();
-    let events = requests.writes_to("events");
-    let metrics = operator.metrics();
-    let conflicts = metric(&metrics, "capt_host_patch_conflicts_total", &[]);
-    eprintln!(
-        "full chain: {patches} patch requests for 3 objects ({:.1} per object; {conflicts} \
-         refused as conflicts), {events} event writes, {} reconciles",
-        patches as f64 / 3.0,
-        metric(&metrics, "capt_host_reconciles_total", &[]),
-    );
-    // The policy moves the objects through 9 distinct status states in this chain (CAPTCluster:
-    // waiting for the apply, the workspace, VPC creating, waiting for the endpoint, ready;
-    // CAPTControlPlane: waiting for the VPC, for the apply, creating, ready, plus its spec);
-    // with the Cluster's propagation, about 20 writes are needed. Stale reads may add
-    // refused attempts, never unbounded ones.
-    assert!(patches <= 40, "{patches} patch requests");
 
     // The HTTP endpoints.
     let probes = operator.probe_addr().expect("a probe address");
@@ -219,4 +187,53 @@ async fn the_full_chain_converges_on_every_object_including_the_cluster() {
     assert!(text.contains("capt_host_guest_call_duration_seconds_count"));
 
     operator.shutdown().await.expect("a clean shutdown");
+}
+
+/// What the test double's request log shows of the chain: cached kinds are never read one by
+/// one, Secrets only by GET, and a bounded number of patches.
+fn requests_per_kind(
+    server: &inproc_apiserver::ApiServer,
+    operator: &capt_host_operator::Operator,
+) {
+    // Cached kinds are read from the cache; the Secret (not watched) with GETs only.
+    let requests = server.requests();
+    for plural in CACHED {
+        assert_eq!(requests.count(Verb::Get, plural), 0, "GETs of {plural}");
+    }
+    assert!(
+        requests.count(Verb::Get, "secrets") > 0,
+        "the endpoint comes from the Secret"
+    );
+    assert_eq!(
+        requests.count(Verb::List, "secrets"),
+        0,
+        "Secrets are never listed"
+    );
+    assert_eq!(
+        requests.count(Verb::Watch, "secrets"),
+        0,
+        "Secrets are never watched"
+    );
+
+    // Writes per converged object: the operator patches the CAPTCluster, the CAPTControlPlane
+    // and the Cluster (the test only creates them).
+    let patches: u64 = ["captclusters", "captcontrolplanes", "clusters"]
+        .iter()
+        .map(|plural| requests.count(Verb::Patch, plural))
+        .sum();
+    let events = requests.writes_to("events");
+    let metrics = operator.metrics();
+    let conflicts = metric(&metrics, "capt_host_patch_conflicts_total", &[]);
+    eprintln!(
+        "full chain: {patches} patch requests for 3 objects ({:.1} per object; {conflicts} \
+         refused as conflicts), {events} event writes, {} reconciles",
+        patches as f64 / 3.0,
+        metric(&metrics, "capt_host_reconciles_total", &[]),
+    );
+    // The policy moves the objects through 9 distinct status states in this chain (CAPTCluster:
+    // waiting for the apply, the workspace, VPC creating, waiting for the endpoint, ready;
+    // CAPTControlPlane: waiting for the VPC, for the apply, creating, ready, plus its spec);
+    // with the Cluster's propagation, about 20 writes are needed. Stale reads may add
+    // refused attempts, never unbounded ones.
+    assert!(patches <= 40, "{patches} patch requests");
 }

@@ -6,6 +6,7 @@ use std::collections::BTreeSet;
 use std::sync::Arc;
 use std::time::Duration;
 
+pub use crate::backend::{Backend, TestServer};
 pub use crate::capt::*;
 pub use crate::harness::{eventually, http_get, metric, server, trace, within};
 
@@ -16,8 +17,6 @@ pub use crate::operators::config;
 use capt_host_core::NativePolicy;
 use capt_host_runtime::{ActivePolicy, PolicySlot};
 use capt_policy::{ObjectRef, Request, Response};
-use inproc_apiserver::ApiServer;
-use kube::Client;
 use serde_json::json;
 use tokio::sync::broadcast;
 
@@ -31,11 +30,11 @@ pub fn policy() -> PolicySlot {
     operators::policy(Some(&json!({"pollInterval": "1h"})))
 }
 
-/// `config` with leader election on the Lease `capt-status` in `default`, held for
+/// `config` with leader election on the Lease `capt-status` in `namespace`, held for
 /// `lease_seconds`, with a renew deadline of two thirds of it and a retry period of a sixth.
-pub fn elected(identity: &str, lease_seconds: u64) -> OperatorConfig {
+pub fn elected(identity: &str, lease_seconds: u64, namespace: &str) -> OperatorConfig {
     let mut config = config(identity);
-    let mut election = LeaderElection::new("capt-status", "default");
+    let mut election = LeaderElection::new("capt-status", namespace);
     let lease = Duration::from_secs(lease_seconds);
     election.lease_duration = lease;
     election.renew_deadline = lease * 2 / 3;
@@ -63,19 +62,17 @@ pub fn sent(request: &Request, reference: &ObjectRef) -> Option<serde_json::Valu
 
 /// Starts an operator on `server` and waits until its caches are synced; with the reports
 /// of all its reconciles (collected from before the first one).
-pub async fn start(server: &ApiServer, config: OperatorConfig) -> (Operator, Reconciles) {
+pub async fn start(server: &impl TestServer, config: OperatorConfig) -> (Operator, Reconciles) {
     start_with(server, config, policy()).await
 }
 
 /// [`start`], running `policy`.
 pub async fn start_with(
-    server: &ApiServer,
+    server: &impl TestServer,
     config: OperatorConfig,
     policy: PolicySlot,
 ) -> (Operator, Reconciles) {
-    let client =
-        Client::try_from(server.kube_config().expect("a client configuration")).expect("a client");
-    let operator = Operator::start(client, config, policy)
+    let operator = Operator::start(server.operator_client(), config, policy)
         .await
         .expect("the operator starts");
     let reconciles = Reconciles::of(&operator);

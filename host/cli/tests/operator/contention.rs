@@ -2,6 +2,9 @@
 //! controllers) is noticed: after a few overwrites in a row, one `SecondWriter` Warning event,
 //! one count in `capt_host_contested_objects_total`, and no more writes of that object for the
 //! back-off, however often the other writer changes it.
+//!
+//! On the test double only (not parameterised by backend): its request log counts the status
+//! patches.
 
 use std::time::Duration;
 
@@ -60,13 +63,14 @@ async fn a_second_writer_is_reported_once_and_not_fought() {
     let mut config = config("contention");
     config.contested_backoff = Duration::from_secs(3600);
     let (operator, mut reconciles) = start_with(&server, config, native(keeps_ready)).await;
-    let ready = || {
+    let ready = || async {
         capt.capt_cluster("fought")
+            .await
             .map(|c| c["status"]["ready"].clone())
             .unwrap_or(Value::Null)
     };
     eventually("the operator to make it ready", || async {
-        ready() == json!(true)
+        ready().await == json!(true)
     })
     .await;
 
@@ -74,22 +78,23 @@ async fn a_second_writer_is_reported_once_and_not_fought() {
     for n in 1..=2 {
         overwrite(&capt, n).await;
         eventually("the operator to write ready again", || async {
-            ready() == json!(true)
+            ready().await == json!(true)
         })
         .await;
     }
 
     // The third overwrite in a row: reported once, and left alone.
     overwrite(&capt, 3).await;
-    let second_writer = || {
+    let second_writer = || async {
         capt.events_about("CAPTCluster", "fought")
+            .await
             .into_iter()
             .filter(|e| e.type_.as_deref() == Some("Warning"))
             .filter(|e| e.reason.as_deref() == Some("SecondWriter"))
             .collect::<Vec<_>>()
     };
     eventually("a SecondWriter Warning", || async {
-        !second_writer().is_empty()
+        !second_writer().await.is_empty()
     })
     .await;
     let status_patches = || {
@@ -104,14 +109,14 @@ async fn a_second_writer_is_reported_once_and_not_fought() {
         reconciles
             .settle(&["CAPTCluster/fought"], Duration::from_millis(300))
             .await;
-        assert_eq!(ready(), json!(false), "the operator does not fight");
+        assert_eq!(ready().await, json!(false), "the operator does not fight");
     }
     assert_eq!(
         status_patches() - before,
         3,
         "only the other controller's writes during the back-off"
     );
-    let events = second_writer();
+    let events = second_writer().await;
     assert_eq!(events.len(), 1, "reported once: {events:?}");
     let note = events[0].note.clone().unwrap_or_default();
     assert!(

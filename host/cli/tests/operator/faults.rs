@@ -1,6 +1,9 @@
 //! Faults: injected conflicts and server errors, a concurrent writer, dropped watches and
 //! expired watch history. The operator still converges, and never loses another writer's
 //! update.
+//!
+//! On the test double only (not parameterised by backend): it injects 409/500 answers, drops
+//! watches and expires watch history.
 
 use std::time::Duration;
 
@@ -80,11 +83,11 @@ async fn conflicts_and_server_errors_delay_convergence_but_lose_no_concurrent_wr
     writer.await.expect("the writer finishes");
     eventually("every object to converge", || capt.converged("demo")).await;
 
-    let capt_cluster = capt.capt_cluster("demo").unwrap();
+    let capt_cluster = capt.capt_cluster("demo").await.unwrap();
     assert_eq!(capt_cluster["metadata"]["labels"]["writer"], "round-14");
     assert_eq!(capt_cluster["status"]["externalNote"], "round-14");
     assert_eq!(capt_cluster["status"]["vpcId"], "vpc-demo");
-    let cluster = capt.cluster("demo").unwrap();
+    let cluster = capt.cluster("demo").await.unwrap();
     assert_eq!(cluster["status"]["externalNote"], "round-14");
     assert_eq!(cluster["status"]["controlPlaneReady"], true);
 
@@ -118,6 +121,7 @@ async fn dropped_watches_and_expired_watch_history_are_recovered() {
     capt.create("demo").await;
     eventually("the CAPTCluster to wait for its Workspace", || async {
         capt.capt_cluster("demo")
+            .await
             .and_then(|c| condition_of(&c, "Ready"))
             .as_deref()
             == Some("False/WaitingForWorkspace")
@@ -129,6 +133,7 @@ async fn dropped_watches_and_expired_watch_history_are_recovered() {
     capt.provision_vpc("demo").await;
     eventually("the VPC to be ready", || async {
         capt.capt_cluster("demo")
+            .await
             .and_then(|c| condition_of(&c, "VPCReady"))
             .as_deref()
             == Some("True/VPCCreated")
@@ -159,6 +164,7 @@ async fn dropped_watches_and_expired_watch_history_are_recovered() {
         "the CAPTCluster to notice its Workspace is gone",
         || async {
             capt.capt_cluster("demo")
+                .await
                 .is_some_and(|c| c["status"]["ready"] == false)
         },
     )

@@ -3,6 +3,8 @@
 //! (the server's request log shows no instant at which both wrote), the standby takes over,
 //! and the old leader exits non-zero. And a SIGTERM with a write hanging still drains within
 //! its deadline, releases the Lease and exits.
+//!
+//! On the test double only (not parameterised by backend): it hangs and fails requests.
 
 use std::path::PathBuf;
 use std::process::{ExitStatus, Stdio};

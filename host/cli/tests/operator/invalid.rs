@@ -1,5 +1,8 @@
 //! An object the policy rejects: a Warning event (recorded once), backoff, and no harm to the
 //! rest; fixing the object fixes the reconcile.
+//!
+//! On the test double only (not parameterised by backend): the real server's CRD schema refuses
+//! the rejected object (`existingVpcId: 42`) before the policy could see it.
 
 use std::time::Duration;
 
@@ -25,8 +28,9 @@ async fn an_object_the_policy_rejects_is_a_warning_event_and_backoff_not_a_panic
     // The operator's Warnings about the rejection (the policy's own events, e.g. a
     // `ClusterNotFound` when the CAPTCluster is reconciled before its Cluster is cached, are
     // not this test's subject).
-    let warnings = || {
+    let warnings = || async {
         capt.events_about("CAPTCluster", "bad")
+            .await
             .into_iter()
             .filter(|e| e.type_.as_deref() == Some("Warning"))
             .filter(|e| e.reason.as_deref() == Some("PolicyFailed"))
@@ -34,10 +38,11 @@ async fn an_object_the_policy_rejects_is_a_warning_event_and_backoff_not_a_panic
     };
     eventually(
         "a PolicyFailed Warning on the rejected CAPTCluster",
-        || async { !warnings().is_empty() },
+        || async { !warnings().await.is_empty() },
     )
     .await;
-    let warning = &warnings()[0];
+    let first = warnings().await;
+    let warning = &first[0];
     let note = warning.note.as_deref().unwrap_or_default();
     assert!(
         note.contains("spec.existingVpcId must be a string"),
@@ -60,7 +65,7 @@ async fn an_object_the_policy_rejects_is_a_warning_event_and_backoff_not_a_panic
         retries <= 5.0,
         "backoff, not a hot loop: {retries} retries in 2 s"
     );
-    let warnings = warnings();
+    let warnings = warnings().await;
     assert_eq!(
         warnings.len(),
         1,
@@ -74,6 +79,7 @@ async fn an_object_the_policy_rejects_is_a_warning_event_and_backoff_not_a_panic
     // The other cluster is not held up.
     eventually("the good CAPTCluster to be reconciled", || async {
         capt.capt_cluster("good")
+            .await
             .and_then(|c| condition_of(&c, "Ready"))
             .as_deref()
             == Some("False/WaitingForWorkspace")
@@ -88,6 +94,7 @@ async fn an_object_the_policy_rejects_is_a_warning_event_and_backoff_not_a_panic
         .expect("the CAPTCluster is fixed");
     eventually("the fixed CAPTCluster to use the existing VPC", || async {
         capt.capt_cluster("bad")
+            .await
             .and_then(|c| condition_of(&c, "VPCReady"))
             .as_deref()
             == Some("True/ExistingVPCUsed")

@@ -1,5 +1,8 @@
 //! Leader election: only the Lease holder writes; a standby is ready but silent, and takes
 //! over when the leader stops; a leader that loses the Lease stops writing and ends.
+//!
+//! The takeover runs on both backends; the lost Lease on the test double only, as its request
+//! log proves nothing is written after the loss.
 
 use capt_host_operator::OperatorError;
 use chrono::{SecondsFormat, Utc};
@@ -9,7 +12,8 @@ use kube::api::{Api, Patch, PatchParams};
 use serde_json::json;
 
 use crate::common::{
-    Capt, condition_of, elected, eventually, metric, server, start, trace, within,
+    Backend, Capt, TestServer, condition_of, elected, eventually, metric, server, start, trace,
+    within,
 };
 
 /// The operator's patches to the objects it writes, as the server counted them.
@@ -21,22 +25,29 @@ fn operator_patches(server: &inproc_apiserver::ApiServer) -> u64 {
         .sum()
 }
 
-fn holder(server: &inproc_apiserver::ApiServer) -> Option<String> {
-    server
-        .store()
-        .get::<Lease>(Some("default"), "capt-status")?
+/// The holder of the operator's Lease, read as the administrator.
+async fn holder(server: &impl TestServer) -> Option<String> {
+    let leases: Api<Lease> = Api::namespaced(server.client(), &server.operator_namespace());
+    leases
+        .get_opt("capt-status")
+        .await
+        .expect("a read")?
         .spec?
         .holder_identity
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn only_the_leader_writes_and_a_standby_takes_over_after_a_graceful_shutdown() {
+crate::on_both_backends!(only_the_leader_writes_and_a_standby_takes_over_after_a_graceful_shutdown);
+
+async fn only_the_leader_writes_and_a_standby_takes_over_after_a_graceful_shutdown(
+    backend: Backend,
+) {
     trace();
-    let server = server().await;
+    let server = backend.start().await;
     let capt = Capt::new(&server);
+    let namespace = server.operator_namespace();
     // A Lease long enough that a loaded machine never loses it by accident.
-    let (a, _) = start(&server, elected("replica-a", 6)).await;
-    let (b, _) = start(&server, elected("replica-b", 6)).await;
+    let (a, _) = start(&server, elected("replica-a", 6, &namespace)).await;
+    let (b, _) = start(&server, elected("replica-b", 6, &namespace)).await;
     eventually("a replica to lead", || async {
         a.is_leader() || b.is_leader()
     })
@@ -48,12 +59,13 @@ async fn only_the_leader_writes_and_a_standby_takes_over_after_a_graceful_shutdo
     };
     assert!(!standby.is_leader(), "one leader at a time");
     assert!(standby.is_ready(), "a standby is ready");
-    assert_eq!(holder(&server).as_deref(), Some(leader_id));
+    assert_eq!(holder(&server).await.as_deref(), Some(leader_id));
 
     capt.create("demo").await;
     capt.provision_vpc("demo").await;
     eventually("the VPC to be ready", || async {
         capt.capt_cluster("demo")
+            .await
             .and_then(|c| condition_of(&c, "VPCReady"))
             .as_deref()
             == Some("True/VPCCreated")
@@ -78,7 +90,7 @@ async fn only_the_leader_writes_and_a_standby_takes_over_after_a_graceful_shutdo
         metric(&leader.metrics(), "leader_election_master_status", &[]),
         1.0
     );
-    let events = capt.events_about("CAPTCluster", "demo");
+    let events = capt.events_about("CAPTCluster", "demo").await;
     assert!(!events.is_empty());
     assert!(
         events
@@ -91,11 +103,11 @@ async fn only_the_leader_writes_and_a_standby_takes_over_after_a_graceful_shutdo
     // what changes next.
     leader.shutdown().await.expect("a clean shutdown");
     eventually("the standby to lead", || async { standby.is_leader() }).await;
-    assert_eq!(holder(&server).as_deref(), Some(standby_id));
+    assert_eq!(holder(&server).await.as_deref(), Some(standby_id));
     capt.provision_control_plane("demo").await;
     eventually("every object to converge", || capt.converged("demo")).await;
     assert!(metric(&standby.metrics(), "capt_host_patches_total", &[]) > 0.0);
-    let events = capt.events_about("CAPTControlPlane", "demo");
+    let events = capt.events_about("CAPTControlPlane", "demo").await;
     let ready = events
         .iter()
         .find(|e| e.reason.as_deref() == Some("ControlPlaneReady"))
@@ -109,11 +121,12 @@ async fn a_leader_that_loses_the_lease_stops_writing_and_ends() {
     trace();
     let server = server().await;
     let capt = Capt::new(&server);
-    let (operator, _) = start(&server, elected("replica", 3)).await;
+    let (operator, _) = start(&server, elected("replica", 3, "default")).await;
     eventually("the replica to lead", || async { operator.is_leader() }).await;
     capt.create("demo").await;
     eventually("the CAPTCluster to wait for its Workspace", || async {
         capt.capt_cluster("demo")
+            .await
             .and_then(|c| condition_of(&c, "Ready"))
             .as_deref()
             == Some("False/WaitingForWorkspace")
@@ -152,5 +165,5 @@ async fn a_leader_that_loses_the_lease_stops_writing_and_ends() {
         "patches after the Lease was lost"
     );
     assert_eq!(server.requests().writes_to("events"), 0);
-    assert_eq!(holder(&server).as_deref(), Some("intruder"));
+    assert_eq!(holder(&server).await.as_deref(), Some("intruder"));
 }

@@ -1,5 +1,7 @@
 //! Liveness: `/healthz`, on the probe port, fails while a reconcile is stuck (its write
 //! hangs) and passes again once it moves.
+//!
+//! On the test double only (not parameterised by backend): it hangs a request.
 
 use std::time::Duration;
 

@@ -2,6 +2,8 @@
 //! object the policy was not given, or without the resourceVersion it was given, is refused
 //! whole (not even its valid patches or its events are written), counted, and reported as a
 //! failed reconcile.
+//!
+//! On the test double only (not parameterised by backend): its request log proves nothing was sent.
 
 use capt_policy::{Error, Event, EventType, ObjectRef, Patch, Request, Response, Subresource};
 use inproc_apiserver::{ApiServer, Verb};
@@ -73,14 +75,15 @@ async fn refused(reconcile: fn(&Request) -> Result<Response, Error>, reason: &st
         create(&capt.capt_clusters, manifest).await;
     }
     let (operator, _) = start_with(&server, config("output"), native(reconcile)).await;
-    let warnings = || {
+    let warnings = || async {
         capt.events_about("CAPTCluster", "trigger")
+            .await
             .into_iter()
             .filter(|e| e.reason.as_deref() == Some("PatchRefused"))
             .collect::<Vec<_>>()
     };
     eventually("a PatchRefused Warning on the trigger", || async {
-        !warnings().is_empty()
+        !warnings().await.is_empty()
     })
     .await;
     let refusals = || {
@@ -97,13 +100,13 @@ async fn refused(reconcile: fn(&Request) -> Result<Response, Error>, reason: &st
         &[("kind", "CAPTCluster"), ("error", "refused_patch")],
     );
     assert!(errors >= 1.0, "a failed reconcile: {errors}");
-    let note = warnings()[0].note.clone().unwrap_or_default();
+    let note = warnings().await[0].note.clone().unwrap_or_default();
     assert!(note.contains("refused the policy's patch"), "{note}");
-    assert_nothing_written(&server, &capt);
+    assert_nothing_written(&server, &capt).await;
     operator.shutdown().await.expect("a clean shutdown");
 }
 
-fn assert_nothing_written(server: &ApiServer, capt: &Capt) {
+async fn assert_nothing_written(server: &ApiServer, capt: &Capt) {
     let requests = server.requests();
     assert_eq!(
         requests.count(Verb::Patch, "captclusters"),
@@ -111,11 +114,15 @@ fn assert_nothing_written(server: &ApiServer, capt: &Capt) {
         "no patch was sent, not even the valid one"
     );
     for name in ["trigger", VICTIM] {
-        let object = capt.capt_cluster(name).expect("the CAPTCluster exists");
+        let object = capt
+            .capt_cluster(name)
+            .await
+            .expect("the CAPTCluster exists");
         assert_eq!(object.get("status"), None, "{name} is untouched: {object}");
     }
     let touched = capt
         .events_about("CAPTCluster", "trigger")
+        .await
         .into_iter()
         .filter(|e| e.reason.as_deref() == Some("Touched"))
         .count();

@@ -3,6 +3,9 @@
 //! kinds. The healthy cluster converges, the operator stays ready, each poison object is
 //! reported (a metric, and a Warning event on an unreadable trigger) and only its own
 //! reconciles fail; fixed, it is reconciled like any other.
+//!
+//! On the test double only (not parameterised by backend): it stores objects the real server
+//! refuses (`real::schemas` covers the extreme ones there).
 
 use kube::Client;
 use serde_json::{Value, json};
@@ -101,18 +104,19 @@ async fn poison_objects_fail_only_their_own_reconciles_and_are_reported() {
 
     // Each unreadable trigger: a Warning event on it, and failed reconciles.
     for (name, _) in &unreadable {
-        let warnings = || {
+        let warnings = || async {
             capt.events_about("CAPTCluster", name)
+                .await
                 .into_iter()
                 .filter(|e| e.reason.as_deref() == Some("UnreadableObject"))
                 .collect::<Vec<_>>()
         };
         eventually(
             &format!("an UnreadableObject Warning on {name}"),
-            || async { !warnings().is_empty() },
+            || async { !warnings().await.is_empty() },
         )
         .await;
-        let warning = &warnings()[0];
+        let warning = &warnings().await[0];
         assert_eq!(warning.type_.as_deref(), Some("Warning"));
         let note = warning.note.as_deref().unwrap_or_default();
         assert!(
@@ -122,6 +126,7 @@ async fn poison_objects_fail_only_their_own_reconciles_and_are_reported() {
         );
         assert_eq!(
             capt.capt_cluster(name)
+                .await
                 .and_then(|c| c.get("status").cloned()),
             None
         );
@@ -130,6 +135,7 @@ async fn poison_objects_fail_only_their_own_reconciles_and_are_reported() {
     for (name, _) in &extreme {
         eventually(&format!("{name} to get its Ready condition"), || async {
             capt.capt_cluster(name)
+                .await
                 .and_then(|c| condition_of(&c, "Ready"))
                 .is_some()
         })
@@ -175,6 +181,7 @@ async fn poison_objects_fail_only_their_own_reconciles_and_are_reported() {
         "the fixed CAPTCluster to get its Ready condition",
         || async {
             capt.capt_cluster("annotations")
+                .await
                 .and_then(|c| condition_of(&c, "Ready"))
                 .is_some()
         },

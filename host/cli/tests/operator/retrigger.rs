@@ -9,7 +9,7 @@ use capt_host_operator::ReconcileResult;
 use kube::api::{Api, DeleteParams, DynamicObject, Patch, PatchParams};
 use serde_json::json;
 
-use crate::common::{Capt, config, create, name, server, start, trace};
+use crate::common::{Backend, Capt, config, create, name, start, trace};
 
 /// How long without a reconcile counts as "settled".
 const QUIET: Duration = Duration::from_millis(1500);
@@ -26,10 +26,11 @@ fn set(names: &[&str]) -> BTreeSet<String> {
     names.iter().map(|n| (*n).to_owned()).collect()
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_change_retriggers_exactly_the_triggers_that_read_the_object() {
+crate::on_both_backends!(a_change_retriggers_exactly_the_triggers_that_read_the_object);
+
+async fn a_change_retriggers_exactly_the_triggers_that_read_the_object(backend: Backend) {
     trace();
-    let server = server().await;
+    let server = backend.start().await;
     let capt = Capt::new(&server);
     let (operator, mut reconciles) = start(&server, config("retrigger")).await;
     capt.converge("a").await;
@@ -85,16 +86,17 @@ async fn a_change_retriggers_exactly_the_triggers_that_read_the_object() {
         reconciled.iter().all(|t| t.ends_with("/a")),
         "only a's triggers depend on a's Workspace: {reconciled:?}"
     );
-    let capt_cluster = capt.capt_cluster("a").unwrap();
+    let capt_cluster = capt.capt_cluster("a").await.unwrap();
     assert_eq!(capt_cluster["status"]["ready"], false, "{capt_cluster}");
 
     operator.shutdown().await.expect("a clean shutdown");
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_trigger_is_not_reconciled_again_for_its_own_write() {
+crate::on_both_backends!(a_trigger_is_not_reconciled_again_for_its_own_write);
+
+async fn a_trigger_is_not_reconciled_again_for_its_own_write(backend: Backend) {
     trace();
-    let server = server().await;
+    let server = backend.start().await;
     let capt = Capt::new(&server);
     let (operator, mut reconciles) = start(&server, config("echo")).await;
     capt.converge("a").await;
@@ -118,7 +120,10 @@ async fn a_trigger_is_not_reconciled_again_for_its_own_write() {
         [(ReconcileResult::Changed, 1)],
         "every reconcile: {records:?}"
     );
-    assert_eq!(capt.capt_cluster("a").unwrap()["status"]["ready"], true);
+    assert_eq!(
+        capt.capt_cluster("a").await.unwrap()["status"]["ready"],
+        true
+    );
 
     operator.shutdown().await.expect("a clean shutdown");
 }

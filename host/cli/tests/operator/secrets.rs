@@ -1,5 +1,7 @@
 //! Secrets are read only in the trigger's namespace and in `secret_namespaces`
 //! (`--secret-namespaces`): a Secret elsewhere reaches the policy as missing, without a request.
+//!
+//! On the test double only (not parameterised by backend): its request log counts the Secret GETs.
 
 use std::time::Duration;
 
@@ -78,12 +80,13 @@ async fn given(config: OperatorConfig) -> (Value, f64) {
     create(&capt.capt_clusters, manifest).await;
     let policy = native(reports_the_secrets_it_was_given);
     let (operator, mut reconciles) = start_with(&server, config, policy).await;
-    let status = || {
+    let status = || async {
         capt.capt_cluster("reader")
+            .await
             .and_then(|c| c.get("status").cloned())
     };
     eventually("the policy to report what it was given", || async {
-        status().is_some()
+        status().await.is_some()
     })
     .await;
     let records = reconciles
@@ -92,7 +95,10 @@ async fn given(config: OperatorConfig) -> (Value, f64) {
     let reads = server.requests().count(Verb::Get, "secrets");
     operator.shutdown().await.expect("a clean shutdown");
     let per_reconcile = reads as f64 / records.len() as f64;
-    (status().expect("a status")["given"].clone(), per_reconcile)
+    (
+        status().await.expect("a status")["given"].clone(),
+        per_reconcile,
+    )
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

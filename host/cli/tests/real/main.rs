@@ -19,6 +19,8 @@ mod differential;
 #[allow(dead_code, reason = "each binary uses part of it")]
 #[path = "../../src/embedded.rs"]
 mod embedded;
+#[path = "../shared/grants.rs"]
+mod grants;
 mod harness;
 mod install;
 #[path = "../shared/operators.rs"]

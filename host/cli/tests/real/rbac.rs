@@ -13,68 +13,24 @@ use capt_host_swap::{ConfigMapVerdicts, Recorded, Verdict, VerdictKey, VerdictSt
 use k8s_openapi::api::coordination::v1::Lease;
 use k8s_openapi::api::core::v1::{ConfigMap, Pod, Secret};
 use k8s_openapi::api::events::v1::Event;
-use kube::Client;
 use kube::api::{Api, DeleteParams, ListParams};
 use kube_harness::KubeServer;
 use kube_harness::rbac::Grants;
-use serde_json::json;
 
 use crate::common::{PATIENCE, config, holds_within, server, start};
+use crate::grants::{bind_secret_reader, grant, service_account};
 use crate::world;
 
 /// How long a run without one rule is given to converge anyway (it never should; the full
 /// grants converge in about a second).
 const WITHOUT_RULE_PATIENCE: Duration = Duration::from_secs(15);
 
-/// The ClusterRole of deploy/ that reads Secrets, bound by users per namespace.
-const SECRET_READER: &str = "capt-status-secret-reader";
 /// The namespace of the demo world, where the secret reader is bound.
 const WORLD_NAMESPACE: &str = "default";
 
 /// The ConfigMap of the policy verdicts (`--policy-verdicts-configmap`'s default, the one
 /// deploy/'s Role names).
 const VERDICTS: &str = "capt-status-policy-verdicts";
-
-/// Binds the secret reader to the ServiceAccount of `grants` in `namespace`, as
-/// deploy/README.md ("Secrets") tells users to.
-async fn bind_secret_reader(server: &KubeServer, grants: &Grants, namespace: &str) {
-    let binding = json!({
-        "apiVersion": "rbac.authorization.k8s.io/v1",
-        "kind": "RoleBinding",
-        "metadata": {"name": SECRET_READER, "namespace": namespace},
-        "roleRef": {
-            "apiGroup": "rbac.authorization.k8s.io",
-            "kind": "ClusterRole",
-            "name": SECRET_READER,
-        },
-        "subjects": [{
-            "kind": "ServiceAccount",
-            "name": grants.service_account(),
-            "namespace": grants.namespace,
-        }],
-    });
-    let api = server.api_for(&binding).await.expect("a served kind");
-    if api.get_opt(SECRET_READER).await.expect("a read").is_none() {
-        server
-            .create(&binding)
-            .await
-            .expect("the binding is created");
-    }
-}
-
-/// Replaces the grants on `server` with `grants`.
-async fn grant(server: &KubeServer, grants: &Grants) {
-    for object in &grants.objects {
-        let api = server.api_for(object).await.expect("a served kind");
-        let name = object["metadata"]["name"].as_str().unwrap_or_default();
-        if object["kind"] != "Namespace" && object["kind"] != "ServiceAccount" {
-            let _ = api.delete(name, &DeleteParams::default()).await;
-        }
-        if api.get_opt(name).await.expect("a read").is_none() {
-            server.create(object).await.expect("the grant is created");
-        }
-    }
-}
 
 /// Runs the operator as the ServiceAccount on the demo world: whether the world converged
 /// and the operator's events were recorded within `patience`.
@@ -142,13 +98,6 @@ async fn verdicts_recorded(server: &KubeServer, grants: &Grants) -> bool {
     let maps: Api<ConfigMap> = Api::namespaced(server.client(), &grants.namespace);
     let _ = maps.delete(VERDICTS, &DeleteParams::default()).await;
     recorded
-}
-
-async fn service_account(server: &KubeServer, grants: &Grants) -> Client {
-    server
-        .service_account_client(&grants.namespace, grants.service_account())
-        .await
-        .expect("a service-account client")
 }
 
 #[tokio::test]

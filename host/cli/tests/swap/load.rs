@@ -33,7 +33,8 @@ async fn a_swap_under_load_loses_no_reconcile_and_every_object_shows_v2_after_it
         capt.converged(READY_UNDER_V1)
     })
     .await;
-    let v1_message = ready_true_message(&capt.control_plane(READY_UNDER_V1).unwrap()).unwrap();
+    let v1_message =
+        ready_true_message(&capt.control_plane(READY_UNDER_V1).await.unwrap()).unwrap();
     assert!(
         !v1_message.ends_with(policy_fixtures::V2_SUFFIX),
         "{v1_message:?}"
@@ -45,12 +46,16 @@ async fn a_swap_under_load_loses_no_reconcile_and_every_object_shows_v2_after_it
         capt.provision_vpc(name).await;
     }
     eventually("the VPCs to be ready", || async {
-        CLUSTERS.iter().all(|name| {
-            capt.capt_cluster(name)
-                .and_then(|c| condition_of(&c, "Ready"))
-                .as_deref()
-                == Some("False/WaitingForControlPlaneEndpoint")
-        })
+        for name in CLUSTERS {
+            let ready = capt
+                .capt_cluster(name)
+                .await
+                .and_then(|c| condition_of(&c, "Ready"));
+            if ready.as_deref() != Some("False/WaitingForControlPlaneEndpoint") {
+                return false;
+            }
+        }
+        true
     })
     .await;
 
@@ -112,8 +117,8 @@ async fn a_swap_under_load_loses_no_reconcile_and_every_object_shows_v2_after_it
     }
     eventually("the cluster made Ready by v1 to show v2", || async {
         [
-            capt.capt_cluster(READY_UNDER_V1),
-            capt.control_plane(READY_UNDER_V1),
+            capt.capt_cluster(READY_UNDER_V1).await,
+            capt.control_plane(READY_UNDER_V1).await,
         ]
         .iter()
         .all(|object| {
@@ -126,8 +131,8 @@ async fn a_swap_under_load_loses_no_reconcile_and_every_object_shows_v2_after_it
     .await;
     for name in CLUSTERS.iter().chain([&READY_UNDER_V1]) {
         for (kind, object) in [
-            ("CAPTCluster", capt.capt_cluster(name)),
-            ("CAPTControlPlane", capt.control_plane(name)),
+            ("CAPTCluster", capt.capt_cluster(name).await),
+            ("CAPTControlPlane", capt.control_plane(name).await),
         ] {
             let message = ready_true_message(&object.unwrap()).unwrap();
             assert!(

@@ -50,10 +50,16 @@ mod shadow;
 mod support;
 mod verdicts;
 
+#[allow(dead_code, reason = "each binary uses part of it")]
+#[path = "../shared/backend.rs"]
+mod backend;
 /// CAPT objects, shared with the other operator test binary (each uses a subset).
 #[allow(dead_code)]
 #[path = "../shared/capt.rs"]
 mod capt;
+#[allow(dead_code, reason = "each binary uses part of it")]
+#[path = "../shared/grants.rs"]
+mod grants;
 use support::{PATIENCE, eventually};
 
 /// Test plumbing, shared with the other operator test binary (each uses a subset).

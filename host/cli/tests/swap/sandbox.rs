@@ -71,11 +71,14 @@ async fn a_trap_or_a_limit_fails_one_reconcile_and_nothing_else() {
         ("hoards", "ran out of memory"),
     ] {
         eventually(&format!("a Warning event about {name}"), || async {
-            capt.events_about("CAPTCluster", name).iter().any(|e| {
-                e.type_.as_deref() == Some("Warning")
-                    && e.reason.as_deref() == Some("PolicyFailed")
-                    && e.note.as_deref().is_some_and(|n| n.contains(words))
-            })
+            capt.events_about("CAPTCluster", name)
+                .await
+                .iter()
+                .any(|e| {
+                    e.type_.as_deref() == Some("Warning")
+                        && e.reason.as_deref() == Some("PolicyFailed")
+                        && e.note.as_deref().is_some_and(|n| n.contains(words))
+                })
         })
         .await;
     }

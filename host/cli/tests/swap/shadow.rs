@@ -23,6 +23,7 @@ async fn a_candidate_in_shadow_mode_reports_its_differences_without_writing_them
     capt.provision_vpc("shadow").await;
     eventually("the VPC to be ready", || async {
         capt.capt_cluster("shadow")
+            .await
             .and_then(|c| condition_of(&c, "Ready"))
             .as_deref()
             == Some("False/WaitingForControlPlaneEndpoint")
@@ -61,7 +62,10 @@ async fn a_candidate_in_shadow_mode_reports_its_differences_without_writing_them
     assert_eq!(shadow["candidate_failures"], 0);
 
     // Nothing v2 computed was written: the messages are v1's.
-    for object in [capt.capt_cluster("shadow"), capt.control_plane("shadow")] {
+    for object in [
+        capt.capt_cluster("shadow").await,
+        capt.control_plane("shadow").await,
+    ] {
         let message = ready_true_message(&object.unwrap()).unwrap();
         assert!(
             !message.ends_with(policy_fixtures::V2_SUFFIX),
