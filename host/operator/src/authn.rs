@@ -119,7 +119,7 @@ impl Reviewer {
     async fn review(&self, token: &str, path: &str) -> Result<Verdict, ReviewError> {
         let review = TokenReview {
             spec: TokenReviewSpec {
-                token: Some(token.to_owned()),
+                token: token.to_owned(),
                 ..TokenReviewSpec::default()
             },
             ..TokenReview::default()

@@ -58,10 +58,9 @@ pub(crate) fn server_config(source: &CertSource) -> Result<Arc<ServerConfig>, Tl
     let (chain, key) = match source {
         CertSource::SelfSigned => self_signed()?,
         CertSource::Files { cert, key } => {
-            let pem = |what, path: &PathBuf| move |source| TlsError::Pem {
-                what,
-                path: path.clone(),
-                source,
+            let pem = |what, path: &PathBuf| {
+                let path = path.clone();
+                move |source| TlsError::Pem { what, path, source }
             };
             let chain = CertificateDer::pem_file_iter(cert)
                 .and_then(Iterator::collect::<Result<Vec<_>, _>>)
