@@ -5,6 +5,7 @@ use std::net::SocketAddr;
 use std::time::Duration;
 
 use super::kinds::KindKey;
+use super::tls::CertSource;
 
 /// How an operator runs. [`OperatorConfig::new`] gives the defaults documented on each field.
 #[derive(Debug, Clone)]
@@ -20,6 +21,10 @@ pub struct OperatorConfig {
     pub namespace: Option<String>,
     /// Where `/metrics` (and `/policy`) are served; `None`: nowhere.
     pub metrics_addr: Option<SocketAddr>,
+    /// How the metrics are secured: `Some`: HTTPS with this certificate, each request
+    /// authenticated (`TokenReview`) and authorized (`SubjectAccessReview`: `get` on its path);
+    /// `None` (the default): plain HTTP, no authentication.
+    pub metrics_tls: Option<CertSource>,
     /// Where the probes `/healthz` and `/readyz` are served; `None`: nowhere.
     pub probe_addr: Option<SocketAddr>,
     /// The API client's limits: request timeout, client-side rate limit, User-Agent.
@@ -65,6 +70,7 @@ impl OperatorConfig {
             identity,
             namespace: None,
             metrics_addr: None,
+            metrics_tls: None,
             probe_addr: None,
             graceful_shutdown_timeout: Duration::from_secs(30),
             reconcile_stall_timeout: Duration::from_secs(300),

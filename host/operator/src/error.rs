@@ -185,6 +185,9 @@ pub enum OperatorError {
         #[source]
         source: std::io::Error,
     },
+    /// The metrics listener's certificate cannot be used.
+    #[error("the metrics TLS setup failed")]
+    MetricsTls(#[from] crate::TlsError),
     /// The HTTP server stopped with an error.
     #[error("the HTTP server failed")]
     Serve(#[source] std::io::Error),

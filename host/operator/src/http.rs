@@ -2,7 +2,8 @@
 //! - the probes: `/healthz` (fails while a reconcile is stuck, see [`super::health`]) and
 //!   `/readyz` (every cache has been filled; standbys are ready too);
 //! - the metrics: `/metrics` (OpenMetrics text) and `/policy` (the policy module, JSON from
-//!   the [`StatusProvider`] plugged in, if any).
+//!   the [`StatusProvider`] plugged in, if any); over HTTPS, each request authenticated and
+//!   authorized (see [`super::authn`]), or over plain HTTP when not secured.
 
 use std::future::Future;
 use std::sync::Arc;
@@ -11,11 +12,15 @@ use axum::Router;
 use axum::extract::State;
 use axum::http::{StatusCode, header};
 use axum::response::IntoResponse;
+use axum::middleware;
 use axum::routing::get;
+use rustls::ServerConfig;
 use tokio::net::TcpListener;
 use tokio::sync::watch;
 
+use super::authn::{Reviewer, authorize};
 use super::health::Progress;
+use super::tls::TlsListener;
 use super::metrics::{CONTENT_TYPE, Metrics};
 use crate::StatusProvider;
 
@@ -52,19 +57,32 @@ pub(crate) async fn serve_probes(
         .await
 }
 
-/// Serves `/metrics` and `/policy` on `listener` until `shutdown` resolves.
+/// Serves `/metrics` and `/policy` on `listener` until `shutdown` resolves: over TLS with
+/// each request reviewed when `secured`, else over plain HTTP.
 pub(crate) async fn serve_metrics(
     listener: TcpListener,
     exposed: Exposed,
+    secured: Option<(Arc<ServerConfig>, Reviewer)>,
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> std::io::Result<()> {
     let mut app = Router::new().route("/metrics", get(metrics));
     if exposed.policy.is_some() {
         app = app.route("/policy", get(policy));
     }
-    axum::serve(listener, app.with_state(exposed))
-        .with_graceful_shutdown(shutdown)
-        .await
+    let app = app.with_state(exposed);
+    match secured {
+        None => {
+            axum::serve(listener, app)
+                .with_graceful_shutdown(shutdown)
+                .await
+        }
+        Some((tls, reviewer)) => {
+            let app = app.layer(middleware::from_fn_with_state(reviewer, authorize));
+            axum::serve(TlsListener::new(listener, tls), app)
+                .with_graceful_shutdown(shutdown)
+                .await
+        }
+    }
 }
 
 async fn healthz(State(probes): State<Probes>) -> impl IntoResponse {

@@ -47,6 +47,7 @@
 //! that a replica restarts from scratch rather than carry anything over from its old term.
 
 mod apply;
+mod authn;
 mod cache;
 mod client;
 mod config;
@@ -71,6 +72,7 @@ mod queue;
 mod ratelimit;
 mod reconcile;
 mod secrets;
+mod tls;
 
 use std::future::Future;
 use std::net::SocketAddr;
@@ -110,6 +112,7 @@ pub use self::error::{OperatorError, ReconcileError, Refusal};
 pub use self::kinds::{DiscoveryError, KindInfo, KindKey, Kinds, ObjectKey};
 pub use self::object::{CachedObject, Unreadable};
 pub use self::reconcile::{ReconcileResult, Reconciled};
+pub use self::tls::{CertSource, TlsError};
 pub use prometheus_client::registry::Registry;
 
 /// How many reconcile reports a slow [`Operator::reconciles`] subscriber may fall behind.
@@ -225,7 +228,14 @@ impl OperatorBuilder {
             policy_status: status,
             metrics,
         });
+        let metrics_tls = config
+            .metrics_tls
+            .as_ref()
+            .filter(|_| config.metrics_addr.is_some())
+            .map(tls::server_config)
+            .transpose()?;
         let listeners = Listeners {
+            metrics_tls,
             metrics: bind(config.metrics_addr).await?,
             probes: bind(config.probe_addr).await?,
         };
@@ -268,6 +278,8 @@ pub struct Operator {
 /// The HTTP listeners, bound before the operator starts.
 struct Listeners {
     metrics: Option<TcpListener>,
+    /// `Some`: the metrics are served over TLS, each request authorized.
+    metrics_tls: Option<Arc<rustls::ServerConfig>>,
     probes: Option<TcpListener>,
 }
 
@@ -450,8 +462,12 @@ async fn run(
             metrics: shared.metrics.clone(),
             policy: shared.policy_status.clone(),
         };
+        // Reviews go through the ungated client: standbys serve metrics too.
+        let secured = listeners
+            .metrics_tls
+            .map(|tls| (tls, authn::Reviewer::new(clients.plain.clone())));
         servers.push(tokio::spawn(
-            http::serve_metrics(listener, exposed, stopped())
+            http::serve_metrics(listener, exposed, secured, stopped())
                 .instrument(tracing::info_span!("metrics")),
         ));
     }

@@ -31,6 +31,8 @@ impl Operator {
             .arg("--kubeconfig")
             .arg(kubeconfig)
             .args(["--metrics-bind-address", metrics_addr])
+            // The bench scrapes plain HTTP, without a token.
+            .arg("--metrics-secure=false")
             .args(["--health-probe-bind-address", probe_addr])
             // What is measured is the operator's own cost: no client-side rate limit.
             .args(["--kube-api-qps", "0"])

@@ -9,7 +9,7 @@ use std::time::Duration;
 use crate::embedded::{self, DEFAULT_POLICY};
 use anyhow::Context as _;
 use capt_host_core::settings::{self, SettingsFile};
-use capt_host_operator::{LeaderElection, Operator, OperatorConfig};
+use capt_host_operator::{CertSource, LeaderElection, Operator, OperatorConfig};
 use capt_host_runtime::{ActivePolicy, PolicySlot};
 use capt_host_runtime::{CompileCache, Limits, WasmPolicy};
 use capt_host_swap::{
@@ -382,16 +382,47 @@ struct OperatorArgs {
     )]
     leader_election_namespace: Option<String>,
     /// Where /metrics (and /policy) are served: HOST:PORT, or :PORT for every interface;
-    /// `0` serves no metrics.
+    /// `0` serves no metrics. Default `:8443` (HTTPS), `:8080` with --metrics-secure=false.
     #[arg(
         long,
         alias = "metrics-addr",
         value_name = "ADDR",
         env = "CAPT_METRICS_BIND_ADDRESS",
-        default_value = ":8080",
         value_parser = bind_address
     )]
-    metrics_bind_address: BindAddress,
+    metrics_bind_address: Option<BindAddress>,
+    /// Serve the metrics over HTTPS, each request authenticated (TokenReview) and authorized
+    /// (SubjectAccessReview: `get` on the path); `false`: plain HTTP, no authentication.
+    #[arg(
+        long,
+        value_name = "BOOL",
+        env = "CAPT_METRICS_SECURE",
+        default_value_t = true,
+        num_args = 0..=1,
+        default_missing_value = "true",
+        action = clap::ArgAction::Set
+    )]
+    metrics_secure: bool,
+    /// The directory of the metrics certificate and key; none: a self-signed certificate is
+    /// generated at start.
+    #[arg(long, value_name = "DIR", env = "CAPT_METRICS_CERT_PATH")]
+    metrics_cert_path: Option<PathBuf>,
+    /// The metrics certificate's file name in --metrics-cert-path.
+    #[arg(
+        long,
+        value_name = "FILE",
+        env = "CAPT_METRICS_CERT_NAME",
+        default_value = "tls.crt"
+    )]
+    metrics_cert_name: String,
+    /// The metrics key's file name in --metrics-cert-path.
+    #[arg(
+        long,
+        value_name = "FILE",
+        env = "CAPT_METRICS_CERT_KEY",
+        default_value = "tls.key"
+    )]
+    metrics_cert_key: String,
     /// Where the probes /healthz and /readyz are served: HOST:PORT, or :PORT for every
     /// interface; `0` serves none.
     #[arg(
@@ -453,7 +484,18 @@ impl OperatorArgs {
     /// Sets what these flags decide in `config`; the Lease is `lease_name` in
     /// `lease_namespace`.
     fn configure(self, config: &mut OperatorConfig, lease_name: &str, lease_namespace: &str) {
-        config.metrics_addr = self.metrics_bind_address.0;
+        let default_port = if self.metrics_secure { 8443 } else { 8080 };
+        config.metrics_addr = match self.metrics_bind_address {
+            Some(address) => address.0,
+            None => Some(SocketAddr::from(([0, 0, 0, 0], default_port))),
+        };
+        config.metrics_tls = self.metrics_secure.then(|| match self.metrics_cert_path {
+            Some(dir) => CertSource::Files {
+                cert: dir.join(&self.metrics_cert_name),
+                key: dir.join(&self.metrics_cert_key),
+            },
+            None => CertSource::SelfSigned,
+        });
         config.probe_addr = self.health_probe_bind_address.0;
         config.api.qps = self.kube_api_qps;
         config.api.burst = self.kube_api_burst;

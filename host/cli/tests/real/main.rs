@@ -8,7 +8,10 @@
 //!   CRDs; a 100 KB Terraform error and a Cluster nested 9,950 levels deep do not stop the
 //!   operator from reconciling the other objects;
 //! - `rbac`: the operator, as the ServiceAccount `deploy/` binds, converges the demo world;
-//!   without any one of its rules it does not, and reads outside the grants are refused;
+//!   without any one of its rules it does not (or cannot authorize a metrics scrape), and reads outside the grants are refused;
+//! - `metrics`: the operator, with `deploy/`'s grants, serves `/metrics` and `/policy` over
+//!   HTTPS to a ServiceAccount bound to the metrics reader role only (403 for others, 401
+//!   without a valid token); the probes stay plain HTTP;
 //! - `differential`: one script of requests answered alike by the real server and the
 //!   in-process test double (`inproc-apiserver`);
 //! - `install`: `deploy/` installed with the pinned `kubectl` as users do: deleting the operator
@@ -23,6 +26,7 @@ mod embedded;
 mod grants;
 mod harness;
 mod install;
+mod metrics;
 #[path = "../shared/operators.rs"]
 mod operators;
 mod rbac;

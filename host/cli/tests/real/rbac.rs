@@ -2,7 +2,8 @@
 //! kustomization binds, with exactly the roles read from its files. With them the demo world
 //! converges (statuses, the Cluster, events, leader election) and the replicas' policy
 //! verdicts are recorded; without any one rule it does not; reads outside the grants are
-//! refused. Secrets are readable only where the secret reader
+//! refused; a scrape of its secured metrics by the metrics reader needs the review rules (and
+//! the reader role's). Secrets are readable only where the secret reader
 //! is bound with a RoleBinding (deploy/README.md, "Secrets"): here in the demo's namespace,
 //! `default`, and nowhere else.
 
@@ -19,7 +20,7 @@ use kube_harness::rbac::Grants;
 
 use crate::common::{PATIENCE, config, holds_within, server, start};
 use crate::grants::{bind_secret_reader, grant, service_account};
-use crate::world;
+use crate::{metrics, world};
 
 /// How long a run without one rule is given to converge anyway (it never should; the full
 /// grants converge in about a second).
@@ -127,6 +128,10 @@ async fn the_operator_needs_every_rule_of_deploy_and_reads_nothing_else() {
         verdicts_recorded(&server, &grants).await,
         "the policy verdicts are recorded with deploy/'s grants"
     );
+    assert!(
+        metrics::scraped(&server, &grants).await,
+        "the metrics reader scrapes the operator with deploy/'s grants"
+    );
     // The verdicts' Role names one ConfigMap: no other is readable.
     let other: Api<ConfigMap> = Api::namespaced(client.clone(), &grants.namespace);
     assert!(refused(other.get("capt-status-policy").await.map(drop)));
@@ -152,6 +157,7 @@ async fn the_operator_needs_every_rule_of_deploy_and_reads_nothing_else() {
         let narrower = grants.without(rule);
         grant(&server, &narrower).await;
         if verdicts_recorded(&server, &narrower).await
+            && metrics::scraped(&server, &narrower).await
             && operator_converges(&server, &narrower, WITHOUT_RULE_PATIENCE).await
         {
             unneeded.push(grants.rule(rule).to_string());

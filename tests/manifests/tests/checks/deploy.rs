@@ -84,7 +84,7 @@ const ARGS: &[&str] = &[
     "run",
     "--module=/etc/capt/policy/policy.wasm",
     "--settings=/etc/capt/policy/settings.yaml",
-    "--metrics-bind-address=:8080",
+    "--metrics-bind-address=:8443",
     "--health-probe-bind-address=:8081",
     "--leader-elect",
     "--leader-election-id=capt-status",
@@ -520,6 +520,52 @@ fn the_policy_verdicts_role_grants_only_the_verdicts_config_map_in_capt_system()
 }
 
 #[test]
+fn the_operator_may_review_metrics_requests_and_the_metrics_reader_is_bound_nowhere() {
+    let auth = object("ClusterRole", "capt-status-metrics-auth");
+    assert_eq!(
+        grants(&auth),
+        table(&[
+            ("authentication.k8s.io", "tokenreviews", &["create"]),
+            ("authorization.k8s.io", "subjectaccessreviews", &["create"]),
+        ])
+    );
+    let binding = object("ClusterRoleBinding", "capt-status-metrics-auth");
+    assert_eq!(
+        binding["roleRef"],
+        json!({"apiGroup": "rbac.authorization.k8s.io", "kind": "ClusterRole", "name": "capt-status-metrics-auth"})
+    );
+    assert_eq!(
+        binding["subjects"],
+        json!([{"kind": "ServiceAccount", "name": SERVICE_ACCOUNT, "namespace": NAMESPACE}])
+    );
+    let reader = object("ClusterRole", "capt-status-metrics-reader");
+    assert_eq!(
+        reader["rules"],
+        json!([{"nonResourceURLs": ["/metrics", "/policy"], "verbs": ["get"]}])
+    );
+    // For Prometheus' ServiceAccount, bound by users.
+    assert!(
+        deployed_objects().iter().all(|o| !o["kind"]
+            .as_str()
+            .is_some_and(|k| k.ends_with("Binding"))
+            || o["roleRef"]["name"] != "capt-status-metrics-reader"),
+        "deploy/ binds capt-status-metrics-reader"
+    );
+    // The Service exposes the HTTPS metrics port; the container serves it securely (the
+    // default: no --metrics-secure=false).
+    let service = object("Service", "capt-status-metrics");
+    assert_eq!(
+        support::at(&service, "spec.ports"),
+        Some(&json!([{"name": "metrics", "port": 8443, "targetPort": "metrics", "protocol": "TCP"}]))
+    );
+    let args = strings(container().get("args"));
+    assert!(
+        !args.iter().any(|a| a.starts_with("--metrics-secure")),
+        "{args:?}"
+    );
+}
+
+#[test]
 fn the_deployment_runs_two_replicas_with_leader_election_under_its_service_account() {
     let deployment = object("Deployment", "capt-status");
     assert_eq!(support::at(&deployment, "spec.replicas"), Some(&json!(2)));
@@ -574,7 +620,7 @@ fn the_probes_have_their_own_port_apart_from_the_metrics() {
             .and_then(|p| p["containerPort"].as_u64())
             .unwrap_or_else(|| panic!("no port {name}"))
     };
-    assert_eq!(port("metrics"), 8080, "--metrics-bind-address");
+    assert_eq!(port("metrics"), 8443, "--metrics-bind-address");
     assert_eq!(port("health"), 8081, "--health-probe-bind-address");
     for (probe, path) in [("livenessProbe", "/healthz"), ("readinessProbe", "/readyz")] {
         let get = container
