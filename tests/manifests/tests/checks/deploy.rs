@@ -556,7 +556,9 @@ fn the_operator_may_review_metrics_requests_and_the_metrics_reader_is_bound_nowh
     let service = object("Service", "capt-status-metrics");
     assert_eq!(
         support::at(&service, "spec.ports"),
-        Some(&json!([{"name": "metrics", "port": 8443, "targetPort": "metrics", "protocol": "TCP"}]))
+        Some(
+            &json!([{"name": "metrics", "port": 8443, "targetPort": "metrics", "protocol": "TCP"}])
+        )
     );
     let args = strings(container().get("args"));
     assert!(
