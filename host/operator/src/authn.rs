@@ -19,8 +19,8 @@ use k8s_openapi::api::authentication::v1::{TokenReview, TokenReviewSpec};
 use k8s_openapi::api::authorization::v1::{
     NonResourceAttributes, SubjectAccessReview, SubjectAccessReviewSpec,
 };
-use kube::api::{Api, PostParams};
 use kube::Client;
+use kube::api::{Api, PostParams};
 
 /// What the API server decided about a token and a path.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -113,7 +113,9 @@ impl Reviewer {
 
     fn cache(&self) -> std::sync::MutexGuard<'_, Cache> {
         // The cache holds no invariant a panic elsewhere could break.
-        self.cache.lock().unwrap_or_else(std::sync::PoisonError::into_inner)
+        self.cache
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
     }
 
     async fn review(&self, token: &str, path: &str) -> Result<Verdict, ReviewError> {
@@ -176,7 +178,11 @@ pub(crate) async fn authorize(
     next: Next,
 ) -> Response {
     let Some(token) = bearer_token(request.headers()) else {
-        return (StatusCode::UNAUTHORIZED, "Unauthorized: a bearer token is required").into_response();
+        return (
+            StatusCode::UNAUTHORIZED,
+            "Unauthorized: a bearer token is required",
+        )
+            .into_response();
     };
     let path = request.uri().path().to_owned();
     match reviewer.verdict(token, &path).await {
@@ -238,7 +244,10 @@ mod tests {
         let later = now + Verdict::Forbidden.ttl();
         assert_eq!(cache.get("t", "/policy", later), None);
         assert_eq!(cache.get("t", "/metrics", later), Some(Verdict::Allowed));
-        assert_eq!(cache.get("t", "/metrics", now + Verdict::Allowed.ttl()), None);
+        assert_eq!(
+            cache.get("t", "/metrics", now + Verdict::Allowed.ttl()),
+            None
+        );
     }
 
     #[test]

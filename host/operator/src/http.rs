@@ -11,8 +11,8 @@ use std::sync::Arc;
 use axum::Router;
 use axum::extract::State;
 use axum::http::{StatusCode, header};
-use axum::response::IntoResponse;
 use axum::middleware;
+use axum::response::IntoResponse;
 use axum::routing::get;
 use rustls::ServerConfig;
 use tokio::net::TcpListener;
@@ -20,8 +20,8 @@ use tokio::sync::watch;
 
 use super::authn::{Reviewer, authorize};
 use super::health::Progress;
-use super::tls::TlsListener;
 use super::metrics::{CONTENT_TYPE, Metrics};
+use super::tls::TlsListener;
 use crate::StatusProvider;
 
 /// What the probes report.

@@ -74,22 +74,21 @@ pub(crate) fn server_config(source: &CertSource) -> Result<Arc<ServerConfig>, Tl
             (chain, key)
         }
     };
-    let mut config = ServerConfig::builder_with_provider(Arc::new(
-        rustls::crypto::ring::default_provider(),
-    ))
-    .with_safe_default_protocol_versions()
-    .map_err(TlsError::Config)?
-    .with_no_client_auth()
-    .with_single_cert(chain, key)
-    .map_err(TlsError::Config)?;
+    let mut config =
+        ServerConfig::builder_with_provider(Arc::new(rustls::crypto::ring::default_provider()))
+            .with_safe_default_protocol_versions()
+            .map_err(TlsError::Config)?
+            .with_no_client_auth()
+            .with_single_cert(chain, key)
+            .map_err(TlsError::Config)?;
     config.alpn_protocols = vec![b"http/1.1".to_vec()];
     Ok(Arc::new(config))
 }
 
 /// A self-signed certificate for `localhost` and its key.
 fn self_signed() -> Result<(Vec<CertificateDer<'static>>, PrivateKeyDer<'static>), TlsError> {
-    let certified = rcgen::generate_simple_self_signed(["localhost".to_owned()])
-        .map_err(TlsError::Generate)?;
+    let certified =
+        rcgen::generate_simple_self_signed(["localhost".to_owned()]).map_err(TlsError::Generate)?;
     let key = PrivateKeyDer::try_from(certified.signing_key.serialize_der())
         .map_err(|_| TlsError::Generate(rcgen::Error::CouldNotParseKeyPair))?;
     Ok((vec![certified.cert.der().clone()], key))
@@ -185,7 +184,10 @@ mod tests {
         };
         assert!(matches!(
             server_config(&missing),
-            Err(TlsError::Pem { what: "certificate", .. })
+            Err(TlsError::Pem {
+                what: "certificate",
+                ..
+            })
         ));
         let blank = CertSource::Files {
             cert: empty.clone(),
@@ -193,7 +195,10 @@ mod tests {
         };
         assert!(matches!(
             server_config(&blank),
-            Err(TlsError::Pem { what: "certificate", .. })
+            Err(TlsError::Pem {
+                what: "certificate",
+                ..
+            })
         ));
         std::fs::remove_dir_all(dir).unwrap();
     }

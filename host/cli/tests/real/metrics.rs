@@ -110,7 +110,10 @@ pub async fn scraped(server: &KubeServer, grants: &Grants) -> bool {
         .await
         .expect("a token");
     let operator = secured_operator(server, grants).await;
-    let base = format!("https://{}", operator.metrics_addr().expect("metrics served"));
+    let base = format!(
+        "https://{}",
+        operator.metrics_addr().expect("metrics served")
+    );
     let mut ok = true;
     for path in ["/metrics", "/policy"] {
         ok &= get(&base, path, Some(&token)).await.0 == StatusCode::OK;
@@ -134,16 +137,25 @@ async fn metrics_are_served_over_https_to_the_metrics_reader_only() {
         .await
         .expect("a token");
     let operator = secured_operator(&server, &grants).await;
-    let base = format!("https://{}", operator.metrics_addr().expect("metrics served"));
+    let base = format!(
+        "https://{}",
+        operator.metrics_addr().expect("metrics served")
+    );
 
     let (status, body) = get(&base, "/metrics", Some(&scraper)).await;
     assert_eq!(status, StatusCode::OK, "{body}");
     assert!(body.ends_with("# EOF\n"), "OpenMetrics text: {body}");
-    assert!(body.contains("controller_runtime_reconcile_total"), "{body}");
+    assert!(
+        body.contains("controller_runtime_reconcile_total"),
+        "{body}"
+    );
     // Twice: the second answer comes from the cache, alike.
     for _ in 0..2 {
         let (status, body) = get(&base, "/policy", Some(&scraper)).await;
-        assert_eq!((status, body.as_str()), (StatusCode::OK, r#"{"active":"fixed"}"#));
+        assert_eq!(
+            (status, body.as_str()),
+            (StatusCode::OK, r#"{"active":"fixed"}"#)
+        );
     }
     for path in ["/metrics", "/policy"] {
         assert_eq!(
@@ -151,7 +163,11 @@ async fn metrics_are_served_over_https_to_the_metrics_reader_only() {
             StatusCode::FORBIDDEN,
             "{path}"
         );
-        assert_eq!(get(&base, path, None).await.0, StatusCode::UNAUTHORIZED, "{path}");
+        assert_eq!(
+            get(&base, path, None).await.0,
+            StatusCode::UNAUTHORIZED,
+            "{path}"
+        );
         assert_eq!(
             get(&base, path, Some("bogus")).await.0,
             StatusCode::UNAUTHORIZED,
@@ -161,9 +177,7 @@ async fn metrics_are_served_over_https_to_the_metrics_reader_only() {
     // Plain HTTP is not served on the metrics port.
     let plain = format!("http://{}", operator.metrics_addr().expect("metrics"));
     assert!(
-        fetch(&plain, "/metrics", Some(&scraper))
-            .await
-            .is_err(),
+        fetch(&plain, "/metrics", Some(&scraper)).await.is_err(),
         "plain HTTP on the metrics port"
     );
     // The probes: plain HTTP, no token.
