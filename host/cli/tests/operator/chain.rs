@@ -107,11 +107,23 @@ async fn the_full_chain_converges_on_every_object_including_the_cluster(backend:
         Some("True")
     );
 
-    // One Normal event per Ready transition, reported by this replica.
-    for (kind, reason) in [
+    // One Normal event per Ready transition, reported by this replica. Events are recorded
+    // after the status write that converged the object: wait for them.
+    let ready_events = [
         ("CAPTCluster", "VPCCreated"),
         ("CAPTControlPlane", "ControlPlaneReady"),
-    ] {
+    ];
+    eventually("the Ready events", || async {
+        for (kind, reason) in ready_events {
+            let events = capt.events_about(kind, "demo").await;
+            if !events.iter().any(|e| e.reason.as_deref() == Some(reason)) {
+                return false;
+            }
+        }
+        true
+    })
+    .await;
+    for (kind, reason) in ready_events {
         let events = capt.events_about(kind, "demo").await;
         let event = events
             .iter()
